@@ -1,0 +1,1 @@
+//! warren-raft (being written; see docs/ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! warren-server (being written; see docs/ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! warren-storage (being written; see docs/ARCHITECTURE.md).

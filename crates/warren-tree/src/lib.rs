@@ -1,0 +1,1 @@
+//! warren-tree (being written; see docs/ARCHITECTURE.md).
