@@ -27,12 +27,6 @@ pub enum DecodeError {
         /// The length as sent.
         len: i32,
     },
-    /// A string is not valid UTF-8.
-    #[error("string at offset {offset} is not UTF-8")]
-    BadUtf8 {
-        /// Offset of the string's bytes.
-        offset: usize,
-    },
     /// A field holds a value the protocol does not define (an unknown enum value).
     #[error("invalid value {value} for {field}")]
     BadValue {
@@ -79,7 +73,10 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated { offset: self.pos, needed: n });
+            return Err(DecodeError::Truncated {
+                offset: self.pos,
+                needed: n,
+            });
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -108,7 +105,11 @@ impl<'a> Reader<'a> {
     /// Reads an optional trailing boolean: `None` when the frame has ended (old clients
     /// omit the handshake's readOnly byte).
     pub fn opt_boolean(&mut self) -> Result<Option<bool>, DecodeError> {
-        if self.remaining() == 0 { Ok(None) } else { self.boolean().map(Some) }
+        if self.remaining() == 0 {
+            Ok(None)
+        } else {
+            self.boolean().map(Some)
+        }
     }
 
     /// Reads a length that must be -1 (null) or fit in what remains, `unit` bytes per item.
@@ -140,19 +141,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads a UTF-8 string; null decodes as empty.
+    /// Reads a string; null decodes as empty. Never fails on the bytes themselves: see
+    /// [`decode_string_lossy`].
     pub fn ustring(&mut self) -> Result<String, DecodeError> {
         Ok(self.opt_ustring()?.unwrap_or_default())
     }
 
-    /// Reads a UTF-8 string, keeping null distinct from empty.
+    /// Reads a string, keeping null distinct from empty.
     pub fn opt_ustring(&mut self) -> Result<Option<String>, DecodeError> {
-        let Some(n) = self.len(1)? else { return Ok(None) };
-        let offset = self.pos;
-        let b = self.take(n)?;
-        std::str::from_utf8(b)
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| DecodeError::BadUtf8 { offset })
+        let Some(n) = self.len(1)? else {
+            return Ok(None);
+        };
+        Ok(Some(decode_string_lossy(self.take(n)?)))
     }
 
     /// Reads a vector whose elements take at least `min_item_bytes` each; null decodes as
@@ -162,7 +162,9 @@ impl<'a> Reader<'a> {
         min_item_bytes: usize,
         mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
-        let Some(n) = self.len(min_item_bytes.max(1))? else { return Ok(Vec::new()) };
+        let Some(n) = self.len(min_item_bytes.max(1))? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             out.push(item(self)?);
@@ -176,6 +178,66 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Decodes a jute `ustring` the way a Java peer means it, without ever failing.
+///
+/// - Valid UTF-8 is taken as is (the common case, one copy).
+/// - A CESU-8 surrogate pair (`ED A0..AF xx ED B0..BF xx`, six bytes) becomes the one
+///   supplementary character it encodes. Java's `BinaryOutputArchive` writes every UTF-16
+///   unit separately, so a Java client sends non-BMP characters (emoji in a path) this way.
+/// - Any other invalid byte sequence becomes U+FFFD, one per maximal invalid subsequence,
+///   as Java's own server does with `new String(bytes, UTF_8)`.
+///
+/// The result is at most three times as long as `b` (one U+FFFD per bad byte).
+/// Deviation: ZooKeeper's server decodes a CESU-8 pair as two U+FFFD, silently corrupting the
+/// path; we keep the character and answer with standard UTF-8, which Java decodes correctly.
+pub fn decode_string_lossy(b: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(b.len());
+    let mut rest = b;
+    while !rest.is_empty() {
+        let err = match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(err) => err,
+        };
+        let (valid, bad) = rest.split_at(err.valid_up_to());
+        // `valid` is UTF-8 by construction; the lossy call borrows without copying.
+        out.push_str(&String::from_utf8_lossy(valid));
+        if let Some(c) = cesu8_pair(bad) {
+            out.push(c);
+            rest = &bad[6..];
+        } else {
+            out.push(char::REPLACEMENT_CHARACTER);
+            let skip = err.error_len().unwrap_or(bad.len()).max(1);
+            rest = &bad[skip..];
+        }
+    }
+    out
+}
+
+/// The supplementary character encoded by a CESU-8 surrogate pair at the start of `b`.
+fn cesu8_pair(b: &[u8]) -> Option<char> {
+    let [
+        0xED,
+        h1 @ 0xA0..=0xAF,
+        h2 @ 0x80..=0xBF,
+        0xED,
+        l1 @ 0xB0..=0xBF,
+        l2 @ 0x80..=0xBF,
+        ..,
+    ] = *b
+    else {
+        return None;
+    };
+    let high = 0xD000 | (u32::from(h1 & 0x3F) << 6) | u32::from(h2 & 0x3F);
+    let low = 0xD000 | (u32::from(l1 & 0x3F) << 6) | u32::from(l2 & 0x3F);
+    char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+}
+
 /// An appending writer.
 #[derive(Debug, Default, Clone)]
 pub struct Writer {
@@ -186,6 +248,13 @@ impl Writer {
     /// An empty writer.
     pub fn new() -> Self {
         Writer::default()
+    }
+
+    /// An empty writer with room for `n` bytes.
+    pub fn with_capacity(n: usize) -> Self {
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
     }
 
     /// A writer that appends to `buf`.

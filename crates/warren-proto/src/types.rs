@@ -54,9 +54,14 @@ pub struct Stat {
 
 impl Record for Stat {
     fn encode(&self, w: &mut Writer) {
-        w.long(self.czxid).long(self.mzxid).long(self.ctime).long(self.mtime);
+        w.long(self.czxid)
+            .long(self.mzxid)
+            .long(self.ctime)
+            .long(self.mtime);
         w.int(self.version).int(self.cversion).int(self.aversion);
-        w.long(self.ephemeral_owner).int(self.data_length).int(self.num_children);
+        w.long(self.ephemeral_owner)
+            .int(self.data_length)
+            .int(self.num_children);
         w.long(self.pzxid);
     }
 
@@ -89,7 +94,10 @@ pub struct Id {
 impl Id {
     /// A new id.
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Self {
-        Id { scheme: scheme.into(), id: id.into() }
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
     }
 
     /// `world:anyone`.
@@ -104,7 +112,10 @@ impl Record for Id {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Id { scheme: r.ustring()?, id: r.ustring()? })
+        Ok(Id {
+            scheme: r.ustring()?,
+            id: r.ustring()?,
+        })
     }
 }
 
@@ -136,7 +147,10 @@ pub struct Acl {
 impl Acl {
     /// `world:anyone` with every permission (ZooKeeper's `OPEN_ACL_UNSAFE`).
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::ALL, id: Id::anyone() }]
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id::anyone(),
+        }]
     }
 }
 
@@ -147,13 +161,19 @@ impl Record for Acl {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Acl { perms: r.int()?, id: Id::decode(r)? })
+        Ok(Acl {
+            perms: r.int()?,
+            id: Id::decode(r)?,
+        })
     }
 }
 
 /// Declares a fieldless `i32` enum with ZooKeeper's codes and a fallible conversion.
 macro_rules! code_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $n:expr,)* }) => {
+    (
+        $(#[$m:meta])* $name:ident $(default $d:ident)?
+        { $($(#[$vm:meta])* $v:ident = $n:expr,)* }
+    ) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($(#[$vm])* $v = $n,)* }
@@ -167,6 +187,13 @@ macro_rules! code_enum {
                 match code { $($n => Some($name::$v),)* _ => None }
             }
         }
+
+        $(
+            /// The default lets records holding this code derive `Default`.
+            impl Default for $name {
+                fn default() -> Self { $name::$d }
+            }
+        )?
     };
 }
 
@@ -345,18 +372,24 @@ impl CreateMode {
 
     /// True for the modes owned by a session.
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     /// True for the TTL modes.
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 }
 
 code_enum! {
     /// `Watcher.Event.EventType`.
-    EventType {
+    EventType default None {
         /// A state change, no node.
         None = -1,
         /// The node was created.
@@ -378,7 +411,7 @@ code_enum! {
 
 code_enum! {
     /// `Watcher.Event.KeeperState`.
-    KeeperState {
+    KeeperState default SyncConnected {
         /// Disconnected.
         Disconnected = 0,
         /// Connected.
@@ -398,7 +431,7 @@ code_enum! {
 
 code_enum! {
     /// `Watcher.WatcherType`, used by checkWatches and removeWatches.
-    WatcherType {
+    WatcherType default Any {
         /// Child watches.
         Children = 1,
         /// Data watches.
@@ -414,7 +447,7 @@ code_enum! {
 
 code_enum! {
     /// `AddWatchMode` of addWatch.
-    AddWatchMode {
+    AddWatchMode default Persistent {
         /// Persistent on the node.
         Persistent = 0,
         /// Persistent on the node and its whole subtree.
@@ -428,8 +461,19 @@ mod tests {
 
     #[test]
     fn stat_is_68_bytes_and_round_trips() {
-        let s = Stat { czxid: 1, mzxid: 2, ctime: 3, mtime: 4, version: 5, cversion: -6,
-            aversion: 7, ephemeral_owner: i64::MIN, data_length: 9, num_children: 10, pzxid: 11 };
+        let s = Stat {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: -6,
+            aversion: 7,
+            ephemeral_owner: i64::MIN,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
         let b = s.to_bytes();
         assert_eq!(b.len(), 68);
         assert_eq!(Stat::from_bytes(&b).unwrap(), s);
