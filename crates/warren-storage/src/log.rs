@@ -1,0 +1,700 @@
+//! `SegmentLog`: the Raft log as a directory of segment files of `(index, payload)` records.
+//!
+//! Layout of the log directory:
+//! - `log-<first index, 20 digits>.seg`: segments, in index order (see `segment` for bytes).
+//! - `purged`: the purge point (a blob), so `first_index` survives a restart.
+//! - `*.tmp`: a file being written before its atomic rename; removed at open.
+//!
+//! Invariants, checked at open and kept by every call:
+//! - indexes are contiguous across segments; every segment but a brand-new last one holds at
+//!   least one record;
+//! - only the last segment has unsynced bytes, at most `batch_bytes_max` of them (a segment is
+//!   fsynced before the next one is created, and `append` fsyncs early rather than exceed the
+//!   window), so a bad region in the last segment no longer than that window, reaching its end,
+//!   is a torn write from a crash; anything else is corruption;
+//! - a segment file is created under a temp name with its header fsynced, then renamed and the
+//!   directory fsynced, so every segment file has a complete, durable header.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::blob;
+use crate::disk::{Disk, DiskFile, read_all};
+use crate::error::{Result, StorageError, corrupt, io_err};
+use crate::segment::{self, HEADER_BYTES, RECORD_HEADER_BYTES};
+
+const PURGE_MAGIC: &[u8; 8] = b"WRNPURG\0";
+const PURGE_FILE: &str = "purged";
+const SEGMENT_PREFIX: &str = "log-";
+const SEGMENT_SUFFIX: &str = ".seg";
+
+/// Tuning of a `SegmentLog`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    /// A segment is closed and a new one started once the next record would take it past this
+    /// size (a single larger record still gets a segment of its own). Default 64 MiB.
+    pub segment_bytes: u64,
+    /// The most bytes (record headers included) that may be appended between two fsyncs: one
+    /// group-commit batch. `append` refuses a single call larger than this and fsyncs early
+    /// rather than let unsynced bytes exceed it. Recovery cuts a bad tail of the last segment
+    /// only if it is at most this long. Default 8 MiB.
+    pub batch_bytes_max: u32,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: 64 << 20,
+            batch_bytes_max: 8 << 20,
+        }
+    }
+}
+
+/// What `SegmentLog::open` found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segment files in use after recovery.
+    pub segments: usize,
+    /// The first readable index after recovery.
+    pub first_index: Option<u64>,
+    /// The last index after recovery.
+    pub last_index: Option<u64>,
+    /// The durable purge point.
+    pub purged_to: Option<u64>,
+    /// A torn tail that was cut, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Files removed: temp files of interrupted writes, segments left by an interrupted purge,
+    /// an empty last segment.
+    pub removed_files: Vec<PathBuf>,
+}
+
+/// A torn write at the end of the last segment, cut at recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Where the file was cut (the start of the first bad record).
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub bytes_cut: u64,
+    /// Why the first cut record was bad.
+    pub reason: String,
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_index: u64,
+    path: PathBuf,
+    file: Box<dyn DiskFile>,
+    /// `offsets[i]` is where record `first_index + i` starts.
+    offsets: Vec<u64>,
+    /// Bytes in the file: the end of its last record.
+    len: u64,
+}
+
+impl Segment {
+    /// One past the last index held.
+    fn end_index(&self) -> u64 {
+        self.first_index + self.offsets.len() as u64
+    }
+
+    /// Where record `index` starts, or the end of the file for `end_index()`.
+    fn offset_of(&self, index: u64) -> u64 {
+        let i = (index - self.first_index) as usize;
+        self.offsets.get(i).copied().unwrap_or(self.len)
+    }
+}
+
+/// The Raft log: append, sync, read, truncate and purge `(index, payload)` records.
+///
+/// Synchronous: meant to be driven from one I/O thread, which does group commit by calling
+/// `append` for everything queued and then `sync` once. After any I/O failure the log refuses
+/// further calls (`StorageError::Poisoned`); reopen it to learn what is really on disk.
+#[derive(Debug)]
+pub struct SegmentLog {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    opts: LogOptions,
+    segments: Vec<Segment>,
+    purged_to: Option<u64>,
+    /// Bytes appended to the last segment since its last fsync.
+    unsynced_bytes: u64,
+    poisoned: Option<String>,
+}
+
+impl SegmentLog {
+    /// Opens (or creates) the log in `dir`, recovering from a crash: cuts a torn tail, finishes
+    /// an interrupted purge, removes temp files. Fails with `Corrupt` on any other damage.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        opts: LogOptions,
+    ) -> Result<(SegmentLog, RecoveryReport)> {
+        if opts.batch_bytes_max as u64 <= RECORD_HEADER_BYTES || opts.segment_bytes == 0 {
+            return Err(StorageError::InvalidAppend {
+                reason: format!("unusable log options {opts:?}"),
+            });
+        }
+        disk.create_dir_all(dir)
+            .map_err(io_err(dir, "create dir"))?;
+        let mut report = RecoveryReport {
+            removed_files: blob::remove_tmp_files(disk.as_ref(), dir)?,
+            ..RecoveryReport::default()
+        };
+        let purged_to = load_purge_point(disk.as_ref(), dir)?;
+        let loaded = load_segments(disk.as_ref(), dir, opts)?;
+        let plan = plan_recovery(loaded, purged_to, opts)?;
+        let segments = apply_recovery(disk.as_ref(), dir, plan, &mut report)?;
+        let log = SegmentLog {
+            disk,
+            dir: dir.to_path_buf(),
+            opts,
+            segments,
+            purged_to,
+            unsynced_bytes: 0,
+            poisoned: None,
+        };
+        report.segments = log.segments.len();
+        report.first_index = log.first_index();
+        report.last_index = log.last_index();
+        report.purged_to = purged_to;
+        tracing::info!(
+            dir = %dir.display(),
+            segments = report.segments,
+            first_index = ?report.first_index,
+            last_index = ?report.last_index,
+            purged_to = ?purged_to,
+            "log opened"
+        );
+        Ok((log, report))
+    }
+
+    /// The first index that can be read, `None` if the log is empty.
+    pub fn first_index(&self) -> Option<u64> {
+        let first = self.segments.first()?.first_index;
+        let first = match self.purged_to {
+            Some(p) => first.max(p + 1),
+            None => first,
+        };
+        (first <= self.last_index()?).then_some(first)
+    }
+
+    /// The last index, `None` if the log is empty.
+    pub fn last_index(&self) -> Option<u64> {
+        let seg = self.segments.last()?;
+        seg.end_index()
+            .checked_sub(1)
+            .filter(|_| !seg.offsets.is_empty())
+    }
+
+    /// The durable purge point: every index `<=` it has been dropped.
+    pub fn purged_to(&self) -> Option<u64> {
+        self.purged_to
+    }
+
+    /// The index the next `append` must start with, if constrained: `last_index + 1`, or
+    /// `purged_to + 1` for an empty log that was purged, or `None` (any) for a fresh log.
+    pub fn next_index(&self) -> Option<u64> {
+        match self.last_index() {
+            Some(last) => Some(last + 1),
+            None => self.purged_to.map(|p| p + 1),
+        }
+    }
+
+    /// Bytes appended since the last fsync.
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.unsynced_bytes
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> LogOptions {
+        self.opts
+    }
+
+    /// Appends records (written, not yet durable: call `sync`). The first index must be
+    /// `next_index()` (anything for a fresh, empty log) and the rest contiguous. A call whose
+    /// encoded size (16 bytes per record plus payloads) exceeds `batch_bytes_max` is refused;
+    /// if it would push the unsynced bytes past that, the earlier ones are fsynced first.
+    pub fn append(&mut self, records: &[(u64, &[u8])]) -> Result<()> {
+        self.check_usable()?;
+        let Some(&(first, _)) = records.first() else {
+            return Ok(());
+        };
+        let batch_bytes = self.check_append(first, records)?;
+        if self.unsynced_bytes + batch_bytes > u64::from(self.opts.batch_bytes_max) {
+            self.sync()?;
+        }
+        let result = self.append_unchecked(records);
+        self.poison_on_err(result)
+    }
+
+    fn check_append(&self, first: u64, records: &[(u64, &[u8])]) -> Result<u64> {
+        if let Some(next) = self.next_index()
+            && first != next
+        {
+            return Err(StorageError::InvalidAppend {
+                reason: format!("first index {first}, expected {next}"),
+            });
+        }
+        let mut bytes = 0u64;
+        for (i, (index, payload)) in records.iter().enumerate() {
+            let want = first + i as u64;
+            if *index != want {
+                return Err(StorageError::InvalidAppend {
+                    reason: format!("index {index} at position {i} of a batch, expected {want}"),
+                });
+            }
+            bytes += RECORD_HEADER_BYTES + payload.len() as u64;
+        }
+        if bytes > u64::from(self.opts.batch_bytes_max) {
+            return Err(StorageError::InvalidAppend {
+                reason: format!(
+                    "batch of {bytes} bytes exceeds batch_bytes_max {}; split it with a sync \
+                     between the parts",
+                    self.opts.batch_bytes_max
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn append_unchecked(&mut self, records: &[(u64, &[u8])]) -> Result<()> {
+        let mut buf = Vec::new();
+        let mut offsets = Vec::new();
+        for &(index, payload) in records {
+            let record_bytes = RECORD_HEADER_BYTES + payload.len() as u64;
+            let roll = match self.segments.last() {
+                None => true,
+                Some(seg) => {
+                    let holds_any = !seg.offsets.is_empty() || !offsets.is_empty();
+                    holds_any && seg.len + buf.len() as u64 + record_bytes > self.opts.segment_bytes
+                }
+            };
+            if roll {
+                self.write_pending(&mut buf, &mut offsets)?;
+                self.roll(index)?;
+            }
+            let base = self.segments.last().map_or(0, |s| s.len);
+            offsets.push(base + buf.len() as u64);
+            segment::encode_record(&mut buf, index, payload);
+        }
+        self.write_pending(&mut buf, &mut offsets)
+    }
+
+    /// Writes buffered records to the last segment.
+    fn write_pending(&mut self, buf: &mut Vec<u8>, offsets: &mut Vec<u64>) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let seg = self.last_segment_mut()?;
+        seg.file.append(buf).map_err(io_err(&seg.path, "write"))?;
+        seg.offsets.append(offsets);
+        seg.len += buf.len() as u64;
+        self.unsynced_bytes += buf.len() as u64;
+        buf.clear();
+        Ok(())
+    }
+
+    /// Fsyncs the current segment and starts a new one whose first record is `first_index`.
+    fn roll(&mut self, first_index: u64) -> Result<()> {
+        self.sync_inner()?;
+        let path = self.dir.join(segment_name(first_index));
+        let tmp = blob::tmp_path(&path);
+        let disk = self.disk.as_ref();
+        let mut file = disk.create(&tmp).map_err(io_err(&tmp, "create"))?;
+        file.append(&segment::encode_header(first_index))
+            .map_err(io_err(&tmp, "write"))?;
+        file.sync().map_err(io_err(&tmp, "fsync"))?;
+        disk.rename(&tmp, &path).map_err(io_err(&path, "rename"))?;
+        disk.sync_dir(&self.dir)
+            .map_err(io_err(&self.dir, "fsync dir"))?;
+        tracing::debug!(file = %path.display(), "new log segment");
+        self.segments.push(Segment {
+            first_index,
+            path,
+            file,
+            offsets: Vec::new(),
+            len: HEADER_BYTES,
+        });
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable: one fsync of the current segment (earlier
+    /// segments were fsynced when they were closed; directory changes are fsynced as made).
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_usable()?;
+        let result = self.sync_inner();
+        self.poison_on_err(result)
+    }
+
+    fn sync_inner(&mut self) -> Result<()> {
+        if self.unsynced_bytes == 0 {
+            return Ok(());
+        }
+        let seg = self.last_segment_mut()?;
+        seg.file.sync().map_err(io_err(&seg.path, "fsync"))?;
+        self.unsynced_bytes = 0;
+        Ok(())
+    }
+
+    /// Reads the records of `range` that the log holds (its intersection with
+    /// `first_index()..=last_index()`), checking each record's CRC and index.
+    pub fn read(&self, range: Range<u64>) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.check_usable()?;
+        let (Some(first), Some(last)) = (self.first_index(), self.last_index()) else {
+            return Ok(Vec::new());
+        };
+        let lo = range.start.max(first);
+        let hi = range.end.min(last + 1);
+        let mut out = Vec::with_capacity(hi.saturating_sub(lo) as usize);
+        if lo >= hi {
+            return Ok(out);
+        }
+        let start = self.segments.partition_point(|s| s.end_index() <= lo);
+        for seg in &self.segments[start..] {
+            if seg.first_index >= hi {
+                break;
+            }
+            let a = lo.max(seg.first_index);
+            let b = hi.min(seg.end_index());
+            self.read_segment(seg, a..b, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn read_segment(
+        &self,
+        seg: &Segment,
+        range: Range<u64>,
+        out: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<()> {
+        let from = seg.offset_of(range.start);
+        let to = seg.offset_of(range.end);
+        let mut bytes = vec![0u8; (to - from) as usize];
+        seg.file
+            .read_at(from, &mut bytes)
+            .map_err(io_err(&seg.path, "read"))?;
+        let payload_max = u64::from(self.opts.batch_bytes_max);
+        let mut at = 0usize;
+        for index in range {
+            let end = segment::parse_record(&bytes, at, index, payload_max)
+                .map_err(|reason| corrupt(&seg.path, from + at as u64, reason))?;
+            out.push((index, segment::payload_at(&bytes, at).to_vec()));
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// Removes every record with index `>= index`; durable when this returns. Used when Raft
+    /// finds a conflicting suffix. Indexes at or below the purge point are not touched.
+    pub fn truncate_from(&mut self, index: u64) -> Result<()> {
+        self.check_usable()?;
+        let result = self.truncate_inner(index);
+        self.poison_on_err(result)
+    }
+
+    fn truncate_inner(&mut self, index: u64) -> Result<()> {
+        let Some(last) = self.last_index() else {
+            return Ok(());
+        };
+        let index = match self.purged_to {
+            Some(p) => index.max(p + 1),
+            None => index,
+        };
+        if index > last {
+            return Ok(());
+        }
+        // Whole segments first, newest first, and their removal made durable before the cut
+        // below: a crash in between leaves a contiguous prefix, never a cut segment followed
+        // by an old one (which would look like a gap).
+        let mut removed = false;
+        while let Some(seg) = self.segments.last() {
+            if seg.first_index < index {
+                break;
+            }
+            let path = seg.path.clone();
+            self.segments.pop();
+            self.disk.remove(&path).map_err(io_err(&path, "remove"))?;
+            removed = true;
+        }
+        if removed {
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(io_err(&self.dir, "fsync dir"))?;
+        }
+        if let Some(seg) = self.segments.last_mut()
+            && seg.end_index() > index
+        {
+            let cut = seg.offset_of(index);
+            seg.file
+                .set_len(cut)
+                .map_err(io_err(&seg.path, "truncate"))?;
+            seg.file.sync().map_err(io_err(&seg.path, "fsync"))?;
+            seg.offsets.truncate((index - seg.first_index) as usize);
+            seg.len = cut;
+        }
+        // What remains is either the cut segment (just fsynced) or older, already fsynced ones.
+        self.unsynced_bytes = 0;
+        tracing::debug!(index, "log truncated");
+        Ok(())
+    }
+
+    /// Drops every record with index `<= index`: records the purge point durably, then
+    /// removes segment files wholly at or below it. Purging past `last_index` empties the log;
+    /// the next append must then start at `index + 1`.
+    pub fn purge_to(&mut self, index: u64) -> Result<()> {
+        self.check_usable()?;
+        if self.purged_to.is_some_and(|p| index <= p) {
+            return Ok(());
+        }
+        let result = self.purge_inner(index);
+        self.poison_on_err(result)
+    }
+
+    fn purge_inner(&mut self, index: u64) -> Result<()> {
+        // The purge point goes first: after a crash, recovery finishes removing the files.
+        let path = self.dir.join(PURGE_FILE);
+        let bytes = blob::encode(PURGE_MAGIC, crate::DATA_VERSION, &index.to_le_bytes())?;
+        blob::write_atomic(self.disk.as_ref(), &path, &bytes)?;
+        self.purged_to = Some(index);
+        let whole = self
+            .segments
+            .iter()
+            .take_while(|s| s.end_index() <= index + 1)
+            .count();
+        if whole == 0 {
+            return Ok(());
+        }
+        if whole == self.segments.len() {
+            // The last segment may have held unsynced bytes; they are purged with it.
+            self.unsynced_bytes = 0;
+        }
+        // Oldest first, so a crash leaves a contiguous suffix.
+        for seg in self.segments.drain(..whole) {
+            self.disk
+                .remove(&seg.path)
+                .map_err(io_err(&seg.path, "remove"))?;
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(io_err(&self.dir, "fsync dir"))?;
+        tracing::debug!(index, segments_removed = whole, "log purged");
+        Ok(())
+    }
+
+    fn last_segment_mut(&mut self) -> Result<&mut Segment> {
+        self.segments
+            .last_mut()
+            .ok_or_else(|| StorageError::Poisoned {
+                reason: "log has no segment to write to".into(),
+            })
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(StorageError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison_on_err(&mut self, result: Result<()>) -> Result<()> {
+        if let Err(e) = &result {
+            tracing::error!(dir = %self.dir.display(), error = %e, "log write failed; the log must be reopened");
+            self.poisoned = Some(e.to_string());
+        }
+        result
+    }
+}
+
+/// The file name of the segment whose first record is `first_index`.
+pub fn segment_name(first_index: u64) -> String {
+    format!("{SEGMENT_PREFIX}{first_index:020}{SEGMENT_SUFFIX}")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn load_purge_point(disk: &dyn Disk, dir: &Path) -> Result<Option<u64>> {
+    let path = dir.join(PURGE_FILE);
+    let Some(bytes) = blob::read_if_exists(disk, &path)? else {
+        return Ok(None);
+    };
+    let blob = blob::decode(&path, PURGE_MAGIC, &bytes)?;
+    let raw: [u8; 8] = blob
+        .payload
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt(&path, 24, "purge point is not 8 bytes"))?;
+    Ok(Some(u64::from_le_bytes(raw)))
+}
+
+/// A segment read at open, before recovery decides what to keep.
+struct Loaded {
+    path: PathBuf,
+    file: Box<dyn DiskFile>,
+    scan: segment::Scan,
+}
+
+fn load_segments(disk: &dyn Disk, dir: &Path, opts: LogOptions) -> Result<Vec<Loaded>> {
+    let mut names: Vec<(u64, String)> = disk
+        .list_dir(dir)
+        .map_err(io_err(dir, "list"))?
+        .into_iter()
+        .filter_map(|n| Some((parse_segment_name(&n)?, n)))
+        .collect();
+    names.sort();
+    let payload_max = u64::from(opts.batch_bytes_max);
+    let mut loaded = Vec::with_capacity(names.len());
+    for (name_index, name) in names {
+        let path = dir.join(name);
+        let file = disk.open(&path).map_err(io_err(&path, "open"))?;
+        let bytes = read_all(file.as_ref()).map_err(io_err(&path, "read"))?;
+        let scan = segment::scan(&path, &bytes, payload_max)?;
+        if scan.first_index != name_index {
+            return Err(corrupt(
+                &path,
+                16,
+                format!(
+                    "header says first index {}, file name says {name_index}",
+                    scan.first_index
+                ),
+            ));
+        }
+        loaded.push(Loaded { path, file, scan });
+    }
+    Ok(loaded)
+}
+
+/// What recovery will do, decided before anything on disk changes.
+struct Plan {
+    keep: Vec<Loaded>,
+    remove: Vec<PathBuf>,
+    torn: Option<TornTail>,
+}
+
+fn plan_recovery(loaded: Vec<Loaded>, purged_to: Option<u64>, opts: LogOptions) -> Result<Plan> {
+    let count = loaded.len();
+    let mut torn = None;
+    for (i, l) in loaded.iter().enumerate() {
+        let Some((offset, reason)) = &l.scan.bad else {
+            continue;
+        };
+        let bad_bytes = l.scan.file_len - offset;
+        if i + 1 != count {
+            return Err(corrupt(
+                &l.path,
+                *offset,
+                format!("{reason}, in a segment that is not the last"),
+            ));
+        }
+        if bad_bytes > u64::from(opts.batch_bytes_max) {
+            return Err(corrupt(
+                &l.path,
+                *offset,
+                format!(
+                    "{reason}; the {bad_bytes} bytes from here to the end exceed one group-commit \
+                     batch ({}), so this is not a torn write",
+                    opts.batch_bytes_max
+                ),
+            ));
+        }
+        torn = Some(TornTail {
+            file: l.path.clone(),
+            offset: *offset,
+            bytes_cut: bad_bytes,
+            reason: reason.clone(),
+        });
+    }
+    for pair in loaded.windows(2) {
+        let end = pair[0].scan.first_index + pair[0].scan.offsets.len() as u64;
+        if pair[1].scan.first_index != end {
+            return Err(corrupt(
+                &pair[1].path,
+                16,
+                format!(
+                    "segment starts at index {}, but the previous one ends before {end}",
+                    pair[1].scan.first_index
+                ),
+            ));
+        }
+    }
+    let mut keep = Vec::new();
+    let mut remove = Vec::new();
+    for (i, l) in loaded.into_iter().enumerate() {
+        let end = l.scan.first_index + l.scan.offsets.len() as u64;
+        let empty_last = i + 1 == count && l.scan.offsets.is_empty();
+        let purged = purged_to.is_some_and(|p| end <= p + 1);
+        if empty_last || purged {
+            remove.push(l.path);
+        } else {
+            keep.push(l);
+        }
+    }
+    if let (Some(p), Some(first)) = (purged_to, keep.first())
+        && first.scan.first_index > p + 1
+    {
+        return Err(corrupt(
+            &first.path,
+            16,
+            format!(
+                "records {}..{} are missing: the log was purged only to {p}",
+                p + 1,
+                first.scan.first_index
+            ),
+        ));
+    }
+    Ok(Plan { keep, remove, torn })
+}
+
+fn apply_recovery(
+    disk: &dyn Disk,
+    dir: &Path,
+    plan: Plan,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Segment>> {
+    let mut segments = Vec::with_capacity(plan.keep.len());
+    for mut l in plan.keep {
+        if l.scan.valid_len < l.scan.file_len {
+            l.file
+                .set_len(l.scan.valid_len)
+                .map_err(io_err(&l.path, "truncate"))?;
+            l.file.sync().map_err(io_err(&l.path, "fsync"))?;
+        }
+        segments.push(Segment {
+            first_index: l.scan.first_index,
+            path: l.path,
+            file: l.file,
+            offsets: l.scan.offsets,
+            len: l.scan.valid_len,
+        });
+    }
+    if let Some(t) = &plan.torn {
+        tracing::warn!(
+            file = %t.file.display(),
+            offset = t.offset,
+            bytes_cut = t.bytes_cut,
+            reason = %t.reason,
+            "cut a torn tail from the log (a write interrupted by a crash)"
+        );
+    }
+    for path in &plan.remove {
+        tracing::info!(file = %path.display(), "removing log segment left empty or purged");
+        disk.remove(path).map_err(io_err(path, "remove"))?;
+    }
+    if !plan.remove.is_empty() {
+        disk.sync_dir(dir).map_err(io_err(dir, "fsync dir"))?;
+    }
+    report.torn_tail = plan.torn;
+    report.removed_files.extend(plan.remove);
+    Ok(segments)
+}

@@ -1,0 +1,50 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use warren_storage::{Disk, FaultyDisk, LogOptions, RecoveryReport, SegmentLog};
+
+pub fn dir() -> PathBuf {
+    PathBuf::from("/data/log")
+}
+
+pub fn payload(index: u64) -> Vec<u8> {
+    let len = (index * 37 % 200) as usize;
+    (0..len)
+        .map(|i| (index as u8).wrapping_add(i as u8))
+        .collect()
+}
+
+pub fn open(disk: &FaultyDisk, opts: LogOptions) -> (SegmentLog, RecoveryReport) {
+    let disk: Arc<dyn Disk> = Arc::new(disk.clone());
+    SegmentLog::open(disk, &dir(), opts).unwrap()
+}
+
+pub fn append_range(log: &mut SegmentLog, range: std::ops::Range<u64>) {
+    let payloads: Vec<(u64, Vec<u8>)> = range.map(|i| (i, payload(i))).collect();
+    let records: Vec<(u64, &[u8])> = payloads.iter().map(|(i, p)| (*i, p.as_slice())).collect();
+    log.append(&records).unwrap();
+}
+
+pub fn check_all(log: &SegmentLog, range: std::ops::RangeInclusive<u64>) {
+    let got = log.read(*range.start()..*range.end() + 1).unwrap();
+    let want: Vec<(u64, Vec<u8>)> = range.map(|i| (i, payload(i))).collect();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "records differ");
+}
+
+pub fn small_segments() -> LogOptions {
+    LogOptions {
+        segment_bytes: 1024,
+        batch_bytes_max: 4096,
+    }
+}
+
+pub fn segment_files(disk: &FaultyDisk, dir: &Path) -> Vec<PathBuf> {
+    disk.files()
+        .into_iter()
+        .filter(|p| p.parent() == Some(dir) && p.extension().is_some_and(|e| e == "seg"))
+        .collect()
+}
