@@ -1,0 +1,342 @@
+//! The log payload (`Command`, `Op`) and what applying it yields (`Applied`, `Outcome`,
+//! `Trigger`). The byte form is what the Raft log stores: a leading format version byte,
+//! then jute-style fields. A version's layout never changes; a new layout gets a new byte.
+//!
+//! Format version 1:
+//! ```text
+//! u8 1 | long origin | long session | int xid | long time_ms | vector<Id> auth | op
+//! op   = int tag, then
+//!   1 CreateSession   int timeout_ms, buffer password (16 bytes)
+//!   2 CloseSession
+//!   3 Create          ustring path, buffer data, vector<ACL> acl, int mode, long ttl_ms
+//!   4 Delete          ustring path, int version
+//!   5 SetData         ustring path, buffer data, int version
+//!   6 SetAcl          ustring path, vector<ACL> acl, int version
+//!   7 Check           ustring path, int version
+//!   8 Multi           int count, count × op (no nesting)
+//!   9 DeleteContainer ustring path
+//!  10 DeleteTtl       ustring path
+//! ```
+
+use warren_proto::{
+    Acl, CreateMode, DecodeError, ErrorCode, EventType, Id, Reader, Record, SessionId, Stat,
+    Writer, Xid, Zxid,
+};
+
+/// The current (and only) format version of [`Command::encode`].
+pub const COMMAND_FORMAT_V1: u8 = 1;
+
+/// One write, stamped by the leader, as the log carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The server that holds the client's connection (it sends the reply).
+    pub origin: u64,
+    /// The client's session (for session ops, the session created or closed).
+    pub session: SessionId,
+    /// The client's request id, echoed in the reply.
+    pub xid: Xid,
+    /// The leader's wall clock in ms; the tree's only notion of time (ctime, mtime, TTL).
+    pub time_ms: i64,
+    /// The connection's authenticated ids (`digest:user:hash`, `ip:addr`, `super:`).
+    pub auth: Vec<Id>,
+    /// What to do.
+    pub op: Op,
+}
+
+/// The operation of a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Adds the session `Command::session` (a no-op if it exists).
+    CreateSession {
+        /// Negotiated timeout.
+        timeout_ms: i32,
+        /// The session's password.
+        password: [u8; 16],
+    },
+    /// Closes `Command::session` and deletes its ephemerals (client close and expiry).
+    CloseSession,
+    /// create/create2/createContainer/createTTL.
+    Create {
+        /// Path (for sequential modes, the prefix).
+        path: String,
+        /// Data.
+        data: Vec<u8>,
+        /// ACL as the client sent it (expanded and checked at apply).
+        acl: Vec<Acl>,
+        /// Mode.
+        mode: CreateMode,
+        /// TTL for the TTL modes; [`Op::NO_TTL`] (-1) otherwise, as ZooKeeper, which answers
+        /// BadArguments for a TTL ≥ 0 with a non-TTL mode.
+        ttl_ms: i64,
+    },
+    /// delete.
+    Delete {
+        /// Path.
+        path: String,
+        /// Expected data version, -1 for any.
+        version: i32,
+    },
+    /// setData.
+    SetData {
+        /// Path.
+        path: String,
+        /// New data.
+        data: Vec<u8>,
+        /// Expected data version, -1 for any.
+        version: i32,
+    },
+    /// setACL.
+    SetAcl {
+        /// Path.
+        path: String,
+        /// New ACL.
+        acl: Vec<Acl>,
+        /// Expected ACL version (aversion), -1 for any.
+        version: i32,
+    },
+    /// check (version assertion; meant for multi).
+    Check {
+        /// Path.
+        path: String,
+        /// Expected data version, -1 for any.
+        version: i32,
+    },
+    /// multi: Create/Delete/SetData/Check, all or nothing, one zxid.
+    Multi(Vec<Op>),
+    /// The leader's container sweep; re-checked at apply.
+    DeleteContainer {
+        /// Path.
+        path: String,
+    },
+    /// The leader's TTL sweep; re-checked at apply against `Command::time_ms`.
+    DeleteTtl {
+        /// Path.
+        path: String,
+    },
+}
+
+impl Op {
+    /// The `ttl_ms` of a create that is not a TTL create.
+    pub const NO_TTL: i64 = -1;
+}
+
+/// The result of applying a command, as the client's reply needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Session created/closed, delete, check.
+    Done,
+    /// Create: the actual path (with the sequence suffix) and the new node's stat.
+    Created {
+        /// The created path.
+        path: String,
+        /// Its stat.
+        stat: Stat,
+    },
+    /// setData, setACL: the node's stat after the change.
+    Stat(Stat),
+    /// A multi whose ops all succeeded, one outcome each.
+    Multi(Vec<Outcome>),
+    /// A failed multi: Ok for ops before the failure, its code, then RuntimeInconsistency.
+    MultiFailed(Vec<ErrorCode>),
+    /// The op failed with this code; nothing changed.
+    Error(ErrorCode),
+}
+
+/// A raw change fact for the watch registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    /// The path whose watches it concerns.
+    pub path: String,
+    /// What happened there.
+    pub event: EventType,
+}
+
+/// What one apply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The zxid this command took (failed ones take one too).
+    pub zxid: Zxid,
+    /// The result.
+    pub outcome: Outcome,
+    /// Watch triggers in the order the changes happened (empty on failure).
+    pub triggers: Vec<Trigger>,
+}
+
+mod tag {
+    pub const CREATE_SESSION: i32 = 1;
+    pub const CLOSE_SESSION: i32 = 2;
+    pub const CREATE: i32 = 3;
+    pub const DELETE: i32 = 4;
+    pub const SET_DATA: i32 = 5;
+    pub const SET_ACL: i32 = 6;
+    pub const CHECK: i32 = 7;
+    pub const MULTI: i32 = 8;
+    pub const DELETE_CONTAINER: i32 = 9;
+    pub const DELETE_TTL: i32 = 10;
+}
+
+impl Command {
+    /// The log bytes of this command (format version [`COMMAND_FORMAT_V1`]).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::from_vec(vec![COMMAND_FORMAT_V1]);
+        w.long(self.origin as i64).long(self.session.0).int(self.xid.0).long(self.time_ms);
+        w.vec(&self.auth, |w, id| id.encode(w));
+        encode_op(&mut w, &self.op);
+        w.into_vec()
+    }
+
+    /// Decodes log bytes of any known format version.
+    pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
+        let Some((&version, rest)) = bytes.split_first() else {
+            return Err(DecodeError::Truncated { offset: 0, needed: 1 });
+        };
+        if version != COMMAND_FORMAT_V1 {
+            return Err(DecodeError::BadValue { field: "command format version", value: version.into() });
+        }
+        let mut r = Reader::new(rest);
+        let cmd = Command {
+            origin: r.long()? as u64,
+            session: SessionId(r.long()?),
+            xid: Xid(r.int()?),
+            time_ms: r.long()?,
+            auth: r.vec(8, Id::decode)?,
+            op: decode_op(&mut r, true)?,
+        };
+        r.finish()?;
+        Ok(cmd)
+    }
+}
+
+fn encode_op(w: &mut Writer, op: &Op) {
+    match op {
+        Op::CreateSession { timeout_ms, password } => {
+            w.int(tag::CREATE_SESSION).int(*timeout_ms).buffer(password);
+        }
+        Op::CloseSession => {
+            w.int(tag::CLOSE_SESSION);
+        }
+        Op::Create { path, data, acl, mode, ttl_ms } => {
+            w.int(tag::CREATE).ustring(path).buffer(data);
+            w.vec(acl, |w, a| a.encode(w));
+            w.int(mode.code()).long(*ttl_ms);
+        }
+        Op::Delete { path, version } => {
+            w.int(tag::DELETE).ustring(path).int(*version);
+        }
+        Op::SetData { path, data, version } => {
+            w.int(tag::SET_DATA).ustring(path).buffer(data).int(*version);
+        }
+        Op::SetAcl { path, acl, version } => {
+            w.int(tag::SET_ACL).ustring(path);
+            w.vec(acl, |w, a| a.encode(w));
+            w.int(*version);
+        }
+        Op::Check { path, version } => {
+            w.int(tag::CHECK).ustring(path).int(*version);
+        }
+        Op::Multi(ops) => {
+            w.int(tag::MULTI);
+            w.vec(ops, encode_op);
+        }
+        Op::DeleteContainer { path } => {
+            w.int(tag::DELETE_CONTAINER).ustring(path);
+        }
+        Op::DeleteTtl { path } => {
+            w.int(tag::DELETE_TTL).ustring(path);
+        }
+    }
+}
+
+fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
+    let t = r.int()?;
+    Ok(match t {
+        tag::CREATE_SESSION => {
+            let timeout_ms = r.int()?;
+            let pw = r.buffer()?;
+            let password = <[u8; 16]>::try_from(pw)
+                .map_err(|_| DecodeError::BadValue { field: "password length", value: pw.len() as i64 })?;
+            Op::CreateSession { timeout_ms, password }
+        }
+        tag::CLOSE_SESSION => Op::CloseSession,
+        tag::CREATE => {
+            let path = r.ustring()?;
+            let data = r.buffer()?.to_vec();
+            let acl = r.vec(12, Acl::decode)?;
+            let code = r.int()?;
+            let mode = CreateMode::from_code(code)
+                .ok_or(DecodeError::BadValue { field: "create mode", value: code.into() })?;
+            Op::Create { path, data, acl, mode, ttl_ms: r.long()? }
+        }
+        tag::DELETE => Op::Delete { path: r.ustring()?, version: r.int()? },
+        tag::SET_DATA => Op::SetData { path: r.ustring()?, data: r.buffer()?.to_vec(), version: r.int()? },
+        tag::SET_ACL => Op::SetAcl { path: r.ustring()?, acl: r.vec(12, Acl::decode)?, version: r.int()? },
+        tag::CHECK => Op::Check { path: r.ustring()?, version: r.int()? },
+        tag::MULTI if top => Op::Multi(r.vec(4, |r| decode_op(r, false))?),
+        tag::DELETE_CONTAINER => Op::DeleteContainer { path: r.ustring()? },
+        tag::DELETE_TTL => Op::DeleteTtl { path: r.ustring()? },
+        other => return Err(DecodeError::BadValue { field: "op tag", value: other.into() }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_ops() -> Vec<Op> {
+        let acl = vec![Acl { perms: 31, id: Id::new("digest", "u:h") }];
+        let create = Op::Create { path: "/a".into(), data: b"x".to_vec(), acl: acl.clone(),
+            mode: CreateMode::PersistentSequentialWithTtl, ttl_ms: 5 };
+        vec![
+            Op::CreateSession { timeout_ms: 3000, password: [7; 16] },
+            Op::CloseSession,
+            create.clone(),
+            Op::Delete { path: "/a".into(), version: -1 },
+            Op::SetData { path: "/a".into(), data: vec![], version: 3 },
+            Op::SetAcl { path: "/a".into(), acl, version: 0 },
+            Op::Check { path: "/a".into(), version: 1 },
+            Op::Multi(vec![create, Op::Check { path: "/b".into(), version: 2 }]),
+            Op::Multi(vec![]),
+            Op::DeleteContainer { path: "/c".into() },
+            Op::DeleteTtl { path: "/t".into() },
+        ]
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        for op in sample_ops() {
+            let cmd = Command { origin: u64::MAX, session: SessionId(-5), xid: Xid(9),
+                time_ms: 1_700_000_000_000, auth: vec![Id::new("ip", "1.2.3.4")], op };
+            let bytes = cmd.encode();
+            assert_eq!(bytes[0], COMMAND_FORMAT_V1);
+            assert_eq!(Command::decode(&bytes).unwrap(), cmd);
+            // Every strict prefix is rejected, never a panic.
+            for n in 0..bytes.len() {
+                assert!(Command::decode(&bytes[..n]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn golden_v1_bytes_never_change() {
+        let cmd = Command { origin: 1, session: SessionId(2), xid: Xid(3), time_ms: 4,
+            auth: vec![], op: Op::Delete { path: "/a".into(), version: -1 } };
+        let expected: Vec<u8> = [
+            &[1u8][..], &1i64.to_be_bytes(), &2i64.to_be_bytes(), &3i32.to_be_bytes(),
+            &4i64.to_be_bytes(), &0i32.to_be_bytes(), &4i32.to_be_bytes(), &2i32.to_be_bytes(),
+            b"/a", &(-1i32).to_be_bytes(),
+        ].concat();
+        assert_eq!(cmd.encode(), expected);
+    }
+
+    #[test]
+    fn rejects_unknown_version_nesting_and_trailing_bytes() {
+        assert!(Command::decode(&[2]).is_err());
+        assert!(Command::decode(&[]).is_err());
+        let nested = Command { origin: 0, session: SessionId(0), xid: Xid(0), time_ms: 0,
+            auth: vec![], op: Op::Multi(vec![Op::Multi(vec![])]) };
+        assert!(Command::decode(&nested.encode()).is_err());
+        let mut b = Command { op: Op::CloseSession, ..nested }.encode();
+        b.push(0);
+        assert_eq!(Command::decode(&b), Err(DecodeError::Trailing(1)));
+    }
+}
