@@ -238,6 +238,11 @@ impl FaultyDisk {
         s.fail_at = Some(s.ops + nth.max(1));
     }
 
+    /// Cancels an injected EIO that has not fired yet.
+    pub fn clear_eio(&self) {
+        self.lock().fail_at = None;
+    }
+
     /// Operations performed so far (each `Disk` or `DiskFile` call counts one).
     pub fn ops(&self) -> u64 {
         self.lock().ops

@@ -5,6 +5,7 @@
 //!   `std::fs`, [`FaultyDisk`] in memory with crashes, torn writes, lost fsyncs and EIO.
 //! - [`SegmentLog`]: the Raft log, `(index, payload)` records in segment files.
 //! - [`MetaStore`]: one small blob replaced atomically (vote, committed, purge point).
+//! - [`SnapshotStore`]: snapshot files, saved atomically, the newest few kept.
 //! - [`DataDir`]: the `VERSION` marker of the data directory and where each store lives.
 //!
 //! # Invariants
@@ -29,6 +30,7 @@ mod faulty;
 mod log;
 mod meta;
 mod segment;
+mod snapshot;
 
 pub use crc::{crc32c, crc32c_append};
 pub use datadir::{DataDir, VERSION_FILE};
@@ -37,6 +39,7 @@ pub use error::{Result, StorageError};
 pub use faulty::FaultyDisk;
 pub use log::{LogOptions, RecoveryReport, SegmentLog, TornTail, segment_name};
 pub use meta::{META_FILE, MetaStore};
+pub use snapshot::{SNAPSHOTS_KEPT_DEFAULT, Snapshot, SnapshotStore};
 
 /// Version of the byte formats this build writes (and the newest it reads).
 pub const FORMAT_VERSION: u32 = 1;

@@ -22,10 +22,22 @@ pub fn open(disk: &FaultyDisk, opts: LogOptions) -> (SegmentLog, RecoveryReport)
     SegmentLog::open(disk, &dir(), opts).unwrap()
 }
 
+/// Appends `range` with `payload(i)`, ten records per `append` call (one call may not exceed
+/// the small test batch limit).
 pub fn append_range(log: &mut SegmentLog, range: std::ops::Range<u64>) {
+    try_append_range(log, range).unwrap();
+}
+
+pub fn try_append_range(
+    log: &mut SegmentLog,
+    range: std::ops::Range<u64>,
+) -> Result<(), warren_storage::StorageError> {
     let payloads: Vec<(u64, Vec<u8>)> = range.map(|i| (i, payload(i))).collect();
-    let records: Vec<(u64, &[u8])> = payloads.iter().map(|(i, p)| (*i, p.as_slice())).collect();
-    log.append(&records).unwrap();
+    for chunk in payloads.chunks(10) {
+        let records: Vec<(u64, &[u8])> = chunk.iter().map(|(i, p)| (*i, p.as_slice())).collect();
+        log.append(&records)?;
+    }
+    Ok(())
 }
 
 pub fn check_all(log: &SegmentLog, range: std::ops::RangeInclusive<u64>) {

@@ -1,0 +1,224 @@
+//! `SnapshotStore`: state-machine snapshots, one file each, saved atomically.
+//!
+//! File `snap-<index, 20 digits>.snap` (little-endian):
+//! ```text
+//! header (40 bytes): magic b"WRNSNAP\0" | format_version u32 | data_version u32 | index u64
+//!                    | meta_len u32 | data_len u64 | crc32c u32 over the first 36 bytes
+//! body:              meta | data | crc32c u32 over (meta ++ data)
+//! ```
+//! Saving writes `<name>.tmp`, fsyncs it, renames it and fsyncs the directory; a leftover temp
+//! file (a save interrupted by a crash) is never read and is removed at open.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::blob::{self, TMP_SUFFIX, u32_at, u64_at};
+use crate::crc::{crc32c, crc32c_append};
+use crate::disk::{Disk, read_all};
+use crate::error::{Result, StorageError, corrupt, io_err};
+use crate::{DATA_VERSION, FORMAT_VERSION};
+
+const MAGIC: &[u8; 8] = b"WRNSNAP\0";
+const HEADER_BYTES: usize = 40;
+const PREFIX: &str = "snap-";
+const SUFFIX: &str = ".snap";
+
+/// ZooKeeper's `autopurge.snapRetainCount` default: how many snapshots `purge` keeps.
+pub const SNAPSHOTS_KEPT_DEFAULT: usize = 3;
+
+/// A loaded snapshot: the index it was named by, its metadata and its data.
+pub type Snapshot = (u64, Vec<u8>, Vec<u8>);
+
+/// Snapshot files in one directory.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+}
+
+impl SnapshotStore {
+    /// Opens the store in `dir` (created if missing), removing temp files of interrupted saves.
+    pub fn open(disk: Arc<dyn Disk>, dir: &Path) -> Result<SnapshotStore> {
+        disk.create_dir_all(dir)
+            .map_err(io_err(dir, "create dir"))?;
+        blob::remove_tmp_files(disk.as_ref(), dir)?;
+        Ok(SnapshotStore {
+            disk,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Saves a snapshot named by `name_index` (replacing one of the same index); durable and
+    /// complete when this returns, invisible if it does not.
+    pub fn save(&mut self, name_index: u64, meta: &[u8], data: &[u8]) -> Result<()> {
+        let path = self.path_of(name_index);
+        let bytes = encode(name_index, meta, data)?;
+        // The write half of the checksum pair: what we are about to write must read back.
+        let (index, m, d) = decode(&path, &bytes)?;
+        assert!(
+            index == name_index && m == meta && d == data,
+            "encoded snapshot {name_index} does not re-read"
+        );
+        blob::write_atomic(self.disk.as_ref(), &path, &bytes)?;
+        tracing::info!(file = %path.display(), index = name_index, bytes = bytes.len(), "snapshot saved");
+        Ok(())
+    }
+
+    /// The snapshot with the highest index, checked, or `None` if there is none. A damaged
+    /// newest snapshot is an error, not a reason to fall back silently to an older one.
+    pub fn load_latest(&self) -> Result<Option<Snapshot>> {
+        let Some(&index) = self.indexes()?.last() else {
+            return Ok(None);
+        };
+        self.load(index).map(Some)
+    }
+
+    /// The snapshot named by `index`, checked.
+    pub fn load(&self, index: u64) -> Result<Snapshot> {
+        let path = self.path_of(index);
+        let file = self.disk.open(&path).map_err(io_err(&path, "open"))?;
+        let bytes = read_all(file.as_ref()).map_err(io_err(&path, "read"))?;
+        let (found, meta, data) = decode(&path, &bytes)?;
+        if found != index {
+            return Err(corrupt(
+                &path,
+                16,
+                format!("header says index {found}, file name says {index}"),
+            ));
+        }
+        Ok((index, meta, data))
+    }
+
+    /// Indexes of the snapshots present, ascending.
+    pub fn indexes(&self) -> Result<Vec<u64>> {
+        let names = self
+            .disk
+            .list_dir(&self.dir)
+            .map_err(io_err(&self.dir, "list"))?;
+        let mut out: Vec<u64> = names.iter().filter_map(|n| parse_name(n)).collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Removes all but the newest `keep` snapshots (at least one is always kept).
+    pub fn purge(&mut self, keep: usize) -> Result<()> {
+        let indexes = self.indexes()?;
+        let keep = keep.max(1);
+        if indexes.len() <= keep {
+            return Ok(());
+        }
+        let doomed = &indexes[..indexes.len() - keep];
+        for &index in doomed {
+            let path = self.path_of(index);
+            self.disk.remove(&path).map_err(io_err(&path, "remove"))?;
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(io_err(&self.dir, "fsync dir"))?;
+        tracing::info!(dir = %self.dir.display(), removed = doomed.len(), "old snapshots purged");
+        Ok(())
+    }
+
+    /// The path of the snapshot named by `index`.
+    pub fn path_of(&self, index: u64) -> PathBuf {
+        self.dir.join(format!("{PREFIX}{index:020}{SUFFIX}"))
+    }
+}
+
+fn parse_name(name: &str) -> Option<u64> {
+    if name.ends_with(TMP_SUFFIX) {
+        return None;
+    }
+    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn encode(index: u64, meta: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+    let meta_len = u32::try_from(meta.len()).map_err(|_| StorageError::InvalidAppend {
+        reason: format!("snapshot meta of {} bytes exceeds u32", meta.len()),
+    })?;
+    let mut out = Vec::with_capacity(HEADER_BYTES + meta.len() + data.len() + 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&DATA_VERSION.to_le_bytes());
+    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(&meta_len.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let header_crc = crc32c(&out);
+    out.extend_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(meta);
+    out.extend_from_slice(data);
+    let body_crc = crc32c_append(crc32c(meta), data);
+    out.extend_from_slice(&body_crc.to_le_bytes());
+    Ok(out)
+}
+
+fn decode(file: &Path, bytes: &[u8]) -> Result<Snapshot> {
+    if bytes.len() < HEADER_BYTES {
+        return Err(corrupt(
+            file,
+            0,
+            format!("snapshot header truncated ({} bytes)", bytes.len()),
+        ));
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(corrupt(file, 0, "bad snapshot magic"));
+    }
+    let format = u32_at(bytes, 8);
+    if format > FORMAT_VERSION {
+        return Err(StorageError::UnsupportedVersion {
+            file: file.to_path_buf(),
+            found: format,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let (want, got) = (u32_at(bytes, 36), crc32c(&bytes[..36]));
+    if want != got {
+        return Err(corrupt(
+            file,
+            36,
+            format!("header checksum {got:#010x}, expected {want:#010x}"),
+        ));
+    }
+    let data_version = u32_at(bytes, 12);
+    if data_version > DATA_VERSION {
+        return Err(StorageError::UnsupportedVersion {
+            file: file.to_path_buf(),
+            found: data_version,
+            supported: DATA_VERSION,
+        });
+    }
+    let index = u64_at(bytes, 16);
+    let meta_len = u64::from(u32_at(bytes, 24));
+    let data_len = u64_at(bytes, 28);
+    let body = bytes.len() as u64 - HEADER_BYTES as u64;
+    let want_body = meta_len
+        .checked_add(data_len)
+        .and_then(|n| n.checked_add(4));
+    if want_body != Some(body) {
+        return Err(corrupt(
+            file,
+            HEADER_BYTES as u64,
+            format!(
+                "header says {meta_len} meta + {data_len} data bytes, file has {body} after the header"
+            ),
+        ));
+    }
+    let meta_end = HEADER_BYTES + meta_len as usize;
+    let data_end = meta_end + data_len as usize;
+    let (meta, data) = (&bytes[HEADER_BYTES..meta_end], &bytes[meta_end..data_end]);
+    let (want, got) = (u32_at(bytes, data_end), crc32c_append(crc32c(meta), data));
+    if want != got {
+        return Err(corrupt(
+            file,
+            HEADER_BYTES as u64,
+            format!(
+                "body checksum {got:#010x}, expected {want:#010x} (stored at offset {data_end})"
+            ),
+        ));
+    }
+    Ok((index, meta.to_vec(), data.to_vec()))
+}
