@@ -321,7 +321,7 @@ record! {
 }
 
 record! {
-    /// addWatch (opcode 106).
+    /// addWatch (opcode 106). ZooKeeper answers success with an [`ErrorResponse`] body of 0.
     AddWatchRequest {
         /// The node.
         path: String = ustring,

@@ -26,8 +26,9 @@ where
     })
 }
 
-/// A reply frame with no body: errors, and the successes of delete, setWatches, ping,
-/// auth, addWatch, checkWatches, removeWatches and closeSession.
+/// A reply frame with no body: errors, and the successes of delete, setWatches,
+/// setWatches2, ping, auth, checkWatches, removeWatches and closeSession. (A successful
+/// addWatch is answered with an `ErrorResponse { err: 0 }` body, as ZooKeeper does.)
 pub fn encode_reply_header(header: &ReplyHeader) -> Vec<u8> {
     encode_frame(|w| header.encode(w))
 }
