@@ -18,7 +18,7 @@ fn golden(name: &str) -> Vec<u8> {
         .flat_map(|l| l.chars())
         .filter(|c| !c.is_whitespace())
         .collect();
-    assert!(hex.len() % 2 == 0, "{name}: odd hex length");
+    assert_eq!(hex.len() % 2, 0, "{name}: odd hex length");
     let frame: Vec<u8> = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
