@@ -260,7 +260,8 @@ mod tests {
         assert!(!ip_matches("11.1.2.3", "10.0.0.0/8"));
         assert!(ip_matches("10.1.2.3", "10.1.2.3"));
         assert!(!ip_matches("10.1.2.4", "10.1.2.3"));
-        assert!(ip_matches("10.1.2.4", "10.1.2.0/30"));
+        assert!(ip_matches("10.1.2.3", "10.1.2.0/30"));
+        assert!(!ip_matches("10.1.2.4", "10.1.2.0/30"));
         assert!(ip_matches("1.2.3.4", "0.0.0.0/0"));
         assert!(ip_matches("0:0:0:0:0:0:0:1", "::1"));
         assert!(ip_matches("2001:db8::5", "2001:db8::/32"));

@@ -49,9 +49,12 @@ mod node;
 mod snapshot;
 mod tree;
 
+#[cfg(test)]
+mod script_test;
+
 pub use command::{Applied, Command, Op, Outcome, Trigger, COMMAND_FORMAT_V1};
 pub use node::{CONTAINER_OWNER, NodeKind, TTL_MASK, TTL_MAX_MS};
-pub use snapshot::SnapshotError;
+pub use snapshot::{SNAPSHOT_FORMAT_V1, SnapshotError};
 pub use tree::{DataTree, Session};
 
 /// `checkACL` on an ACL list, for callers that hold one (the tree's own reads use
