@@ -2,7 +2,7 @@
 //! `org.apache.zookeeper.proto` plus `ClientInfo` of `org.apache.zookeeper.data`), checked
 //! field by field against tag `release-3.9.3`.
 //!
-//! Plain records are declared with [`record!`], which writes the struct and its [`Record`]
+//! Plain records are declared with the private `record!` macro, which writes the struct and its [`Record`]
 //! impl from one field list, so field order is stated exactly once. The handshake records
 //! are written by hand because of their optional trailing `readOnly` byte.
 //!
