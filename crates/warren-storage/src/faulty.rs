@@ -32,6 +32,15 @@ pub struct FaultyDisk {
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
+    /// Lowest offset changed since the last fsync, if any: an fsync copies only from here,
+    /// and a crash knows whether the unsynced change was a pure append.
+    dirty_from: Option<usize>,
+}
+
+impl Inode {
+    fn touch(&mut self, offset: usize) {
+        self.dirty_from = Some(self.dirty_from.map_or(offset, |d| d.min(offset)));
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -131,10 +140,10 @@ impl State {
             Some(i) => (i.data.clone(), i.durable.clone()),
             None => return Vec::new(),
         };
-        if data == durable {
+        let Some(dirty_from) = self.inodes.get(&ino).and_then(|i| i.dirty_from) else {
             return durable;
-        }
-        if data.len() > durable.len() && data.starts_with(&durable) {
+        };
+        if data.len() > durable.len() && dirty_from >= durable.len() {
             let extra = (data.len() - durable.len()) as u64;
             let keep = self.upto(extra) as usize;
             let mut out = data[..durable.len() + keep].to_vec();
@@ -220,6 +229,7 @@ impl FaultyDisk {
             if let Some(inode) = s.inodes.get_mut(&ino) {
                 inode.data = bytes.clone();
                 inode.durable = bytes;
+                inode.dirty_from = None;
             }
         }
         s.durable_names = names.clone();
@@ -290,6 +300,7 @@ impl FaultyDisk {
         let inode = s.inodes.entry(ino).or_default();
         edit(&mut inode.data)?;
         inode.durable = inode.data.clone();
+        inode.dirty_from = None;
         Ok(())
     }
 
@@ -316,6 +327,7 @@ impl Disk for FaultyDisk {
             Some(&ino) => {
                 if let Some(inode) = s.inodes.get_mut(&ino) {
                     inode.data.clear();
+                    inode.touch(0);
                 }
                 ino
             }
@@ -451,7 +463,10 @@ fn to_usize(n: u64) -> io::Result<usize> {
 impl DiskFile for FaultyFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
         self.with(|s, ino| {
-            inode(s, ino)?.data.extend_from_slice(data);
+            let i = inode(s, ino)?;
+            let end = i.data.len();
+            i.touch(end);
+            i.data.extend_from_slice(data);
             Ok(())
         })
     }
@@ -459,7 +474,9 @@ impl DiskFile for FaultyFile {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.with(|s, ino| {
             let at = to_usize(offset)?;
-            let file = &mut inode(s, ino)?.data;
+            let i = inode(s, ino)?;
+            i.touch(at.min(i.data.len()));
+            let file = &mut i.data;
             if file.len() < at + data.len() {
                 file.resize(at + data.len(), 0);
             }
@@ -487,7 +504,9 @@ impl DiskFile for FaultyFile {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.with(|s, ino| {
             let len = to_usize(len)?;
-            inode(s, ino)?.data.resize(len, 0);
+            let i = inode(s, ino)?;
+            i.touch(len.min(i.data.len()));
+            i.data.resize(len, 0);
             Ok(())
         })
     }
@@ -498,7 +517,11 @@ impl DiskFile for FaultyFile {
                 return Ok(());
             }
             let i = inode(s, ino)?;
-            i.durable = i.data.clone();
+            if let Some(from) = i.dirty_from.take() {
+                let keep = from.min(i.durable.len());
+                i.durable.truncate(keep);
+                i.durable.extend_from_slice(&i.data[keep..]);
+            }
             Ok(())
         })
     }

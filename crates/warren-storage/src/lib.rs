@@ -39,6 +39,7 @@ pub use error::{Result, StorageError};
 pub use faulty::FaultyDisk;
 pub use log::{LogOptions, RecoveryReport, SegmentLog, TornTail, segment_name};
 pub use meta::{META_FILE, MetaStore};
+pub use segment::RECORD_HEADER_BYTES;
 pub use snapshot::{SNAPSHOTS_KEPT_DEFAULT, Snapshot, SnapshotStore};
 
 /// Version of the byte formats this build writes (and the newest it reads).

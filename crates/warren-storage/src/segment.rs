@@ -19,8 +19,9 @@ use crate::{DATA_VERSION, FORMAT_VERSION};
 pub(crate) const MAGIC: &[u8; 8] = b"WRNLOG\0\0";
 /// Bytes in a segment header.
 pub(crate) const HEADER_BYTES: u64 = 32;
-/// Bytes in a record header (length, crc, index).
-pub(crate) const RECORD_HEADER_BYTES: u64 = 16;
+/// Bytes a log record takes besides its payload (length, CRC32C, index): what counts
+/// against `LogOptions::batch_bytes_max` is this plus the payload, per record.
+pub const RECORD_HEADER_BYTES: u64 = 16;
 
 /// Encodes a segment header.
 pub(crate) fn encode_header(first_index: u64) -> Vec<u8> {

@@ -94,3 +94,20 @@ fn segments_roll_and_reopen() {
     assert_eq!(report.segments, files.len());
     check_all(&log, 1..=299);
 }
+
+#[test]
+fn index_zero_is_an_ordinary_index() {
+    // openraft's log may start at index 0.
+    let disk = FaultyDisk::new(5);
+    let (mut log, _) = open(&disk, small_segments());
+    append_range(&mut log, 0..30);
+    log.sync().unwrap();
+    assert_eq!((log.first_index(), log.last_index()), (Some(0), Some(29)));
+    log.purge_to(0).unwrap();
+    log.truncate_from(25).unwrap();
+    drop(log);
+    disk.crash();
+    let (log, _) = open(&disk, small_segments());
+    assert_eq!((log.first_index(), log.last_index()), (Some(1), Some(24)));
+    check_all(&log, 1..=24);
+}
