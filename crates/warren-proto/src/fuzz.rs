@@ -12,6 +12,12 @@ use crate::request::{decode_connect, decode_frame, encode_request};
 /// to a frame that decodes to the same request.
 ///
 /// Input layout: a 4-byte length prefix, then the frame (cut to the bytes present).
+///
+/// Memory: every length and count is checked against the bytes that remain before anything
+/// is reserved, and each vector element needs at least 4 bytes of input, so a decoded
+/// request holds at most a small multiple of its frame: strings grow by at most 3x (one
+/// U+FFFD per bad byte), vectors by their element's size over its minimum wire size (about
+/// 6x for string lists, about 12x for a multi of minimal ops with its growth slack).
 pub fn fuzz_frame(data: &[u8]) {
     let Some((prefix, rest)) = data.split_first_chunk::<LEN_BYTES>() else {
         return;

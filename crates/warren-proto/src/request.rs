@@ -163,6 +163,41 @@ impl Request {
         code.code()
     }
 
+    /// The path the request names, for requests that name exactly one (for traces and
+    /// per-path accounting); `None` for multi, session, auth and watch-set requests.
+    pub fn path(&self) -> Option<&str> {
+        Some(match self {
+            Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => &r.path,
+            Request::CreateTtl(r) => &r.path,
+            Request::Delete(r) => &r.path,
+            Request::Exists(r) => &r.path,
+            Request::GetData(r) => &r.path,
+            Request::SetData(r) => &r.path,
+            Request::GetAcl(r) => &r.path,
+            Request::SetAcl(r) => &r.path,
+            Request::GetChildren(r) => &r.path,
+            Request::GetChildren2(r) => &r.path,
+            Request::Sync(r) => &r.path,
+            Request::Check(r) => &r.path,
+            Request::AddWatch(r) => &r.path,
+            Request::CheckWatches(r) => &r.path,
+            Request::RemoveWatches(r) => &r.path,
+            Request::GetEphemerals(r) => &r.prefix_path,
+            Request::GetAllChildrenNumber(r) => &r.path,
+            Request::Multi(_)
+            | Request::MultiRead(_)
+            | Request::Ping
+            | Request::CloseSession
+            | Request::Auth(_)
+            | Request::SetWatches(_)
+            | Request::SetWatches2(_)
+            | Request::WhoAmI
+            | Request::Reconfig(_)
+            | Request::Sasl(_)
+            | Request::Unknown(_) => return None,
+        })
+    }
+
     /// True for requests that change replicated state and so go through consensus:
     /// creates, delete, setData, setACL, multi, reconfig and closeSession.
     pub fn is_write(&self) -> bool {
