@@ -267,7 +267,8 @@ impl Runner {
                 }
             }
             "ephemerals" => {
-                let got = self.tree.ephemerals(SessionId(w[1].parse().expect("id")), w[2]);
+                let prefix = if w[2] == "-" { "" } else { w[2] };
+                let got = self.tree.ephemerals(SessionId(w[1].parse().expect("id")), prefix);
                 let got = if got.is_empty() { "-".to_owned() } else { got.join(" ") };
                 if got != w[3..].join(" ") {
                     self.fail(format!("ephemerals: got `{got}`"));
