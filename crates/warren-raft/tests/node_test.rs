@@ -1,0 +1,281 @@
+//! RaftNode end to end on one voter: propose/apply, restart (with and without snapshots),
+//! read barrier, storage failure, concurrent proposals and group commit.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use warren_raft::{MemBackend, NoPeers, ProposeError, RaftConfig, RaftNode, Role, StateMachine};
+
+/// What the toy state machine holds: every applied (index, payload), in apply order.
+type AppliedList = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
+/// A toy state machine: the list of applied (index, payload), shared with the test.
+#[derive(Clone, Default)]
+struct ListSm {
+    applied: AppliedList,
+    restores: Arc<AtomicU64>,
+}
+
+impl ListSm {
+    fn list(&self) -> Vec<(u64, Vec<u8>)> {
+        self.applied.lock().unwrap().clone()
+    }
+}
+
+impl StateMachine for ListSm {
+    fn apply(&mut self, index: u64, payload: &[u8]) {
+        self.applied.lock().unwrap().push((index, payload.to_vec()));
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, p) in self.applied.lock().unwrap().iter() {
+            out.extend_from_slice(&i.to_le_bytes());
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    fn restore(&mut self, mut snap: &[u8]) -> Result<(), String> {
+        let mut list = Vec::new();
+        while !snap.is_empty() {
+            if snap.len() < 12 {
+                return Err("short snapshot".into());
+            }
+            let i = u64::from_le_bytes(snap[..8].try_into().unwrap());
+            let n = u32::from_le_bytes(snap[8..12].try_into().unwrap()) as usize;
+            list.push((i, snap[12..12 + n].to_vec()));
+            snap = &snap[12 + n..];
+        }
+        *self.applied.lock().unwrap() = list;
+        self.restores.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn payload(i: usize) -> Vec<u8> {
+    format!("entry-{i}").into_bytes()
+}
+
+fn payloads(list: &[(u64, Vec<u8>)]) -> Vec<Vec<u8>> {
+    list.iter().map(|(_, p)| p.clone()).collect()
+}
+
+async fn start_disk(cfg: &RaftConfig, sm: &ListSm) -> RaftNode {
+    RaftNode::start(cfg.clone(), Box::new(sm.clone()))
+        .await
+        .unwrap()
+}
+
+async fn start_mem(cfg: &RaftConfig, sm: &ListSm, mem: &MemBackend) -> RaftNode {
+    RaftNode::start_with(
+        cfg.clone(),
+        Box::new(sm.clone()),
+        mem.backends(),
+        Arc::new(NoPeers),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_apply_in_order_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RaftConfig::standalone(dir.path());
+
+    // A fresh directory forms a one-voter ensemble that leads at once.
+    let sm = ListSm::default();
+    let t = Instant::now();
+    let node = start_disk(&cfg, &sm).await;
+    println!("first start to leader: {:?}", t.elapsed());
+    let st = node.status();
+    assert_eq!(st.role, Role::Leader);
+    assert_eq!(st.leader, Some(1));
+    assert_eq!(
+        st.members,
+        BTreeMap::from([(1, "127.0.0.1:2888".to_string())])
+    );
+
+    // Each proposal returns its log index after it was applied, in order.
+    let mut indexes = Vec::new();
+    for i in 0..50 {
+        indexes.push(node.propose(payload(i)).await.unwrap());
+    }
+    let list = sm.list();
+    assert_eq!(payloads(&list), (0..50).map(payload).collect::<Vec<_>>());
+    assert_eq!(list.iter().map(|(i, _)| *i).collect::<Vec<_>>(), indexes);
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]));
+    node.shutdown().await;
+    assert_eq!(node.status().role, Role::Shutdown);
+    assert_eq!(
+        node.propose(payload(0)).await,
+        Err(ProposeError::ShuttingDown)
+    );
+
+    // A restart replays the log into an empty state machine: same entries, same indexes.
+    let sm2 = ListSm::default();
+    let t = Instant::now();
+    let node = start_disk(&cfg, &sm2).await;
+    println!("restart to leader: {:?}", t.elapsed());
+    assert_eq!(sm2.list(), list);
+    assert_eq!(node.status().role, Role::Leader);
+    assert!(node.status().term >= 2);
+
+    // It goes on from there.
+    let next = node.propose(payload(50)).await.unwrap();
+    assert!(next > *indexes.last().unwrap());
+    assert_eq!(sm2.list().len(), 51);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_taken_purged_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RaftConfig::standalone(dir.path());
+    cfg.snapshot_every_entries = 10;
+    cfg.log_entries_kept_behind_snapshot = 3;
+    cfg.snapshots_to_keep = 2;
+
+    // Enough proposals for several snapshots.
+    let sm = ListSm::default();
+    let node = start_disk(&cfg, &sm).await;
+    for i in 0..55 {
+        node.propose(payload(i)).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.status().snapshot_index.is_none_or(|s| s < 40) {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot: {:?}",
+            node.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let list = sm.list();
+    node.shutdown().await;
+
+    // Old snapshots are purged down to snapshots_to_keep.
+    let snaps = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .count();
+    assert!((1..=2).contains(&snaps), "{snaps} snapshot files");
+
+    // A restart restores the newest snapshot, then re-applies the log after it.
+    let sm2 = ListSm::default();
+    let node = start_disk(&cfg, &sm2).await;
+    assert_eq!(sm2.restores.load(Ordering::SeqCst), 1);
+    assert_eq!(sm2.list(), list);
+    let st = node.status();
+    assert!(st.snapshot_index.is_some());
+    node.propose(payload(55)).await.unwrap();
+    assert_eq!(
+        payloads(&sm2.list()),
+        (0..56).map(payload).collect::<Vec<_>>()
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_index_is_a_barrier_on_the_leader() {
+    let mem = MemBackend::new();
+    let cfg = RaftConfig::standalone("/unused");
+    let sm = ListSm::default();
+    let node = start_mem(&cfg, &sm, &mem).await;
+    let last = node.propose(payload(1)).await.unwrap();
+    node.read_index().await.unwrap();
+    assert!(node.status().last_applied >= Some(last));
+    node.shutdown().await;
+    assert_eq!(node.read_index().await, Err(ProposeError::ShuttingDown));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_stops_the_node() {
+    let mem = MemBackend::new();
+    let cfg = RaftConfig::standalone("/unused");
+    let sm = ListSm::default();
+    let node = start_mem(&cfg, &sm, &mem).await;
+    node.propose(payload(0)).await.unwrap();
+    let applied_before = sm.list().len();
+
+    // The disk starts failing fsyncs: the entry must not be applied, the node must stop.
+    mem.fail_syncs(true);
+    let err = tokio::time::timeout(Duration::from_secs(10), node.propose(payload(1)))
+        .await
+        .expect("a failed fsync must not hang the proposal");
+    assert!(
+        matches!(err, Err(ProposeError::Fatal(ref m)) if m.contains("fsync")),
+        "{err:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), node.stopped())
+        .await
+        .expect("the node stops");
+    assert_eq!(node.status().role, Role::Shutdown);
+    assert!(node.failure().unwrap().contains("injected fsync failure"));
+    assert_eq!(
+        sm.list().len(),
+        applied_before,
+        "nothing applied past the failure"
+    );
+
+    // Even if the disk recovers, the node does not limp on.
+    mem.fail_syncs(false);
+    assert!(matches!(
+        node.propose(payload(2)).await,
+        Err(ProposeError::Fatal(_))
+    ));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_proposals_get_distinct_indexes_and_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RaftConfig::standalone(dir.path());
+    let sm = ListSm::default();
+    let node = Arc::new(start_disk(&cfg, &sm).await);
+    let before = node.io_stats();
+
+    // 1000 proposals in flight at once from 1000 tasks.
+    const N: usize = 1000;
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let node = node.clone();
+            tokio::spawn(async move { node.propose(payload(i)).await.unwrap() })
+        })
+        .collect();
+    let mut indexes = Vec::new();
+    for t in tasks {
+        indexes.push(t.await.unwrap());
+    }
+    let elapsed = t.elapsed();
+    let stats = node.io_stats();
+    let fsyncs = stats.fsyncs - before.fsyncs;
+    let entries = stats.entries - before.entries;
+    println!(
+        "{N} concurrent proposals: {elapsed:?}, {:.0}/s, {entries} entries in {fsyncs} fsyncs",
+        N as f64 / elapsed.as_secs_f64()
+    );
+
+    // Every proposal got its own index and was applied exactly once.
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(indexes.len(), N);
+    let applied = sm.list();
+    assert_eq!(applied.len(), N);
+    let mut got: Vec<Vec<u8>> = payloads(&applied);
+    got.sort();
+    let mut want: Vec<Vec<u8>> = (0..N).map(payload).collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    // Group commit: many entries share each fsync.
+    assert!(entries >= N as u64);
+    assert!(
+        fsyncs < entries / 2,
+        "{fsyncs} fsyncs for {entries} entries"
+    );
+    node.shutdown().await;
+}
