@@ -23,7 +23,8 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> bool {
         if a.id.scheme == "world" && a.id.id == "anyone" {
             return true;
         }
-        auth.iter().any(|who| who.scheme == a.id.scheme && matches(&a.id.scheme, &who.id, &a.id.id))
+        auth.iter()
+            .any(|who| who.scheme == a.id.scheme && matches(&a.id.scheme, &who.id, &a.id.id))
     })
 }
 
@@ -45,8 +46,14 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             out.push(a.clone());
         } else if a.id.scheme == "auth" {
             let before = out.len();
-            for who in auth.iter().filter(|who| is_authenticated_scheme(&who.scheme)) {
-                out.push(Acl { perms: a.perms, id: who.clone() });
+            for who in auth
+                .iter()
+                .filter(|who| is_authenticated_scheme(&who.scheme))
+            {
+                out.push(Acl {
+                    perms: a.perms,
+                    id: who.clone(),
+                });
             }
             if out.len() == before {
                 return Err(ErrorCode::InvalidAcl);
@@ -102,7 +109,9 @@ fn parse_ip_acl(expr: &str) -> Option<(Vec<u8>, usize)> {
     let max = bytes.len() * 8;
     let bits = match bits {
         None => max,
-        Some(b) => usize::try_from(b.parse::<i32>().ok()?).ok().filter(|&b| b <= max)?,
+        Some(b) => usize::try_from(b.parse::<i32>().ok()?)
+            .ok()
+            .filter(|&b| b <= max)?,
     };
     Some((bytes, bits))
 }
@@ -132,8 +141,12 @@ fn mask(b: &mut [u8], bits: usize) {
 }
 
 fn ip_matches(who: &str, acl_expr: &str) -> bool {
-    let Some((mut acl_addr, bits)) = parse_ip_acl(acl_expr) else { return false };
-    let Some(mut remote) = addr_bytes(who) else { return false };
+    let Some((mut acl_addr, bits)) = parse_ip_acl(acl_expr) else {
+        return false;
+    };
+    let Some(mut remote) = addr_bytes(who) else {
+        return false;
+    };
     if remote.len() != acl_addr.len() {
         return false;
     }
@@ -211,7 +224,9 @@ impl AclTable {
 
     /// Every slot in index order (`None` for a free slot), for snapshots.
     pub(crate) fn slots(&self) -> impl Iterator<Item = Option<&[Acl]>> {
-        self.slots.iter().map(|s| s.as_ref().map(|(a, _)| a.as_slice()))
+        self.slots
+            .iter()
+            .map(|s| s.as_ref().map(|(a, _)| a.as_slice()))
     }
 
     /// Rebuilds a table from snapshot slots; reference counts start at 0 and are re-added
@@ -236,7 +251,10 @@ impl AclTable {
 
     /// Slots that no node uses (only possible right after `from_slots`).
     pub(crate) fn unused(&self) -> usize {
-        self.slots.iter().filter(|s| matches!(s, Some((_, 0)))).count()
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Some((_, 0))))
+            .count()
     }
 
     /// Number of distinct ACL lists in use.
@@ -251,7 +269,10 @@ mod tests {
     use warren_proto::perms;
 
     fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-        Acl { perms, id: Id::new(scheme, id) }
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
     }
 
     #[test]
@@ -276,21 +297,43 @@ mod tests {
     fn fixup_rules() {
         let digest = Id::new("digest", "u:h");
         assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(31, "auth", "")], &[Id::new("ip", "1.2.3.4")]),
-            Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(31, "auth", "")], std::slice::from_ref(&digest)),
-            Ok(vec![Acl { perms: 31, id: digest.clone() }]));
-        assert_eq!(fixup(&[acl(1, "digest", "nouser")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "digest", "a:b:")], &[]), Ok(vec![acl(1, "digest", "a:b:")]));
-        assert_eq!(fixup(&[acl(1, "world", "someone")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "super", "x")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&[acl(31, "auth", "")], &[Id::new("ip", "1.2.3.4")]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[acl(31, "auth", "")], std::slice::from_ref(&digest)),
+            Ok(vec![Acl {
+                perms: 31,
+                id: digest.clone()
+            }])
+        );
+        assert_eq!(
+            fixup(&[acl(1, "digest", "nouser")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[acl(1, "digest", "a:b:")], &[]),
+            Ok(vec![acl(1, "digest", "a:b:")])
+        );
+        assert_eq!(
+            fixup(&[acl(1, "world", "someone")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[acl(1, "super", "x")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
         let dup = [acl(1, "ip", "1.2.3.4"), acl(1, "ip", "1.2.3.4")];
         assert_eq!(fixup(&dup, &[]).unwrap().len(), 1);
     }
 
     #[test]
     fn check_rules() {
-        let a = [acl(perms::READ, "digest", "u:h"), acl(perms::WRITE, "ip", "10.0.0.0/8")];
+        let a = [
+            acl(perms::READ, "digest", "u:h"),
+            acl(perms::WRITE, "ip", "10.0.0.0/8"),
+        ];
         assert!(check(&a, perms::READ, &[Id::new("digest", "u:h")]));
         assert!(!check(&a, perms::WRITE, &[Id::new("digest", "u:h")]));
         assert!(check(&a, perms::WRITE, &[Id::new("ip", "10.9.9.9")]));

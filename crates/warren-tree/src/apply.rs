@@ -27,7 +27,10 @@ struct Effects {
 
 impl Effects {
     fn trigger(&mut self, path: &str, event: EventType) {
-        self.triggers.push(Trigger { path: path.to_owned(), event });
+        self.triggers.push(Trigger {
+            path: path.to_owned(),
+            event,
+        });
     }
 }
 
@@ -38,23 +41,38 @@ impl DataTree {
     /// performs the op, and returns the outcome and the watch triggers (none on failure).
     pub fn apply(&mut self, cmd: &Command) -> Applied {
         self.zxid += 1;
-        let ctx = Ctx { session: cmd.session.0, auth: &cmd.auth, zxid: self.zxid, time_ms: cmd.time_ms };
+        let ctx = Ctx {
+            session: cmd.session.0,
+            auth: &cmd.auth,
+            zxid: self.zxid,
+            time_ms: cmd.time_ms,
+        };
         let mut fx = Effects::default();
         let outcome = self.apply_op(&ctx, &cmd.op, &mut fx);
         #[cfg(debug_assertions)]
         self.debug_check_touched(&fx.undo);
         let failed = matches!(outcome, Outcome::Error(_) | Outcome::MultiFailed(_));
         let triggers = if failed { Vec::new() } else { fx.triggers };
-        Applied { zxid: Zxid(self.zxid), outcome, triggers }
+        Applied {
+            zxid: Zxid(self.zxid),
+            outcome,
+            triggers,
+        }
     }
 
     fn apply_op(&mut self, ctx: &Ctx<'_>, op: &Op, fx: &mut Effects) -> Outcome {
-        let needs_session = !matches!(op, Op::CreateSession { .. } | Op::DeleteContainer { .. } | Op::DeleteTtl { .. });
+        let needs_session = !matches!(
+            op,
+            Op::CreateSession { .. } | Op::DeleteContainer { .. } | Op::DeleteTtl { .. }
+        );
         if needs_session && !self.sessions.contains_key(&ctx.session) {
             return Outcome::Error(ErrorCode::SessionExpired);
         }
         match op {
-            Op::CreateSession { timeout_ms, password } => {
+            Op::CreateSession {
+                timeout_ms,
+                password,
+            } => {
                 self.sessions.entry(ctx.session).or_insert_with(|| Session {
                     timeout_ms: *timeout_ms,
                     password: *password,
@@ -81,11 +99,19 @@ impl DataTree {
 
     fn apply_single(&mut self, ctx: &Ctx<'_>, op: &Op, fx: &mut Effects) -> OpResult {
         match op {
-            Op::Create { path, data, acl, mode, ttl_ms } => {
-                self.apply_create(ctx, path, data, acl, *mode, *ttl_ms, fx)
-            }
+            Op::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl_ms,
+            } => self.apply_create(ctx, path, data, acl, *mode, *ttl_ms, fx),
             Op::Delete { path, version } => self.apply_delete(ctx, path, *version, fx),
-            Op::SetData { path, data, version } => self.apply_set_data(ctx, path, data, *version, fx),
+            Op::SetData {
+                path,
+                data,
+                version,
+            } => self.apply_set_data(ctx, path, data, *version, fx),
             Op::SetAcl { path, acl, version } => self.apply_set_acl(ctx, path, acl, *version, fx),
             Op::Check { path, version } => self.apply_check(ctx, path, *version),
             Op::DeleteContainer { path } => self.apply_delete_swept(ctx, path, false, fx),
@@ -100,7 +126,12 @@ impl DataTree {
     /// codes on failure. A sub-op of a kind multi cannot carry fails the whole request
     /// with MarshallingError, as ZooKeeper's `MultiOperationRecord` decoding does.
     fn apply_multi(&mut self, ctx: &Ctx<'_>, ops: &[Op], fx: &mut Effects) -> Outcome {
-        let allowed = |op: &Op| matches!(op, Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. });
+        let allowed = |op: &Op| {
+            matches!(
+                op,
+                Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. }
+            )
+        };
         if !ops.iter().all(allowed) {
             return Outcome::Error(ErrorCode::MarshallingError);
         }
@@ -133,7 +164,11 @@ impl DataTree {
         fx: &mut Effects,
     ) -> OpResult {
         // EphemeralType.validateTTL.
-        let ttl_ok = if mode.is_ttl() { ttl_ms > 0 && ttl_ms <= TTL_MAX_MS } else { ttl_ms < 0 };
+        let ttl_ok = if mode.is_ttl() {
+            ttl_ms > 0 && ttl_ms <= TTL_MAX_MS
+        } else {
+            ttl_ms < 0
+        };
         if !ttl_ok {
             return Err(ErrorCode::BadArguments);
         }
@@ -143,7 +178,11 @@ impl DataTree {
         if !acl::check(self.acls.get(p.acl), perms::CREATE, ctx.auth) {
             return Err(ErrorCode::NoAuth);
         }
-        let full = if mode.is_sequential() { format!("{path}{:010}", p.cversion) } else { path.to_owned() };
+        let full = if mode.is_sequential() {
+            format!("{path}{:010}", p.cversion)
+        } else {
+            path.to_owned()
+        };
         if !path::is_valid_path(&full) {
             return Err(ErrorCode::BadArguments);
         }
@@ -160,7 +199,8 @@ impl DataTree {
             _ => 0,
         };
         let cversion = p.cversion.wrapping_add(1);
-        fx.undo.push(self.set_child_meta(parent, cversion, ctx.zxid));
+        fx.undo
+            .push(self.set_child_meta(parent, cversion, ctx.zxid));
         let acl = self.acls.intern(&acl);
         let node = Node::new(ctx.zxid, ctx.time_ms, owner, acl, data.into());
         let stat = node.stat();
@@ -171,7 +211,13 @@ impl DataTree {
         Ok(Outcome::Created { path: full, stat })
     }
 
-    fn apply_delete(&mut self, ctx: &Ctx<'_>, path: &str, version: i32, fx: &mut Effects) -> OpResult {
+    fn apply_delete(
+        &mut self,
+        ctx: &Ctx<'_>,
+        path: &str,
+        version: i32,
+        fx: &mut Effects,
+    ) -> OpResult {
         let parent = parent_for_delete(path)?;
         let p = self.node(parent).ok_or(ErrorCode::NoNode)?;
         if !acl::check(self.acls.get(p.acl), perms::DELETE, ctx.auth) {
@@ -189,7 +235,13 @@ impl DataTree {
     /// DeleteContainer / DeleteTtl: ZooKeeper's `deleteContainer` checks (special path,
     /// NoNode, NotEmpty, BadVersion for a node of the wrong kind), plus the sweep's own
     /// condition re-checked now (BadVersion if it no longer holds).
-    fn apply_delete_swept(&mut self, ctx: &Ctx<'_>, path: &str, ttl: bool, fx: &mut Effects) -> OpResult {
+    fn apply_delete_swept(
+        &mut self,
+        ctx: &Ctx<'_>,
+        path: &str,
+        ttl: bool,
+        fx: &mut Effects,
+    ) -> OpResult {
         parent_for_delete(path)?;
         let n = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
         if n.num_children > 0 {
@@ -207,7 +259,14 @@ impl DataTree {
         Ok(Outcome::Done)
     }
 
-    fn apply_set_data(&mut self, ctx: &Ctx<'_>, path: &str, data: &[u8], version: i32, fx: &mut Effects) -> OpResult {
+    fn apply_set_data(
+        &mut self,
+        ctx: &Ctx<'_>,
+        path: &str,
+        data: &[u8],
+        version: i32,
+        fx: &mut Effects,
+    ) -> OpResult {
         if !path::is_valid_path(path) {
             return Err(ErrorCode::BadArguments);
         }
@@ -227,7 +286,14 @@ impl DataTree {
         Ok(Outcome::Stat(stat))
     }
 
-    fn apply_set_acl(&mut self, ctx: &Ctx<'_>, path: &str, acl: &[Acl], version: i32, fx: &mut Effects) -> OpResult {
+    fn apply_set_acl(
+        &mut self,
+        ctx: &Ctx<'_>,
+        path: &str,
+        acl: &[Acl],
+        version: i32,
+        fx: &mut Effects,
+    ) -> OpResult {
         if !path::is_valid_path(path) {
             return Err(ErrorCode::BadArguments);
         }
@@ -312,5 +378,9 @@ fn parent_for_delete(path: &str) -> Result<&str, ErrorCode> {
 
 /// `checkAndIncVersion`: -1 matches any version.
 fn check_version(current: i32, expected: i32) -> Result<(), ErrorCode> {
-    if expected != -1 && expected != current { Err(ErrorCode::BadVersion) } else { Ok(()) }
+    if expected != -1 && expected != current {
+        Err(ErrorCode::BadVersion)
+    } else {
+        Ok(())
+    }
 }

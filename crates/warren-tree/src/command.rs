@@ -179,7 +179,10 @@ impl Command {
     /// The log bytes of this command (format version [`COMMAND_FORMAT_V1`]).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::from_vec(vec![COMMAND_FORMAT_V1]);
-        w.long(self.origin as i64).long(self.session.0).int(self.xid.0).long(self.time_ms);
+        w.long(self.origin as i64)
+            .long(self.session.0)
+            .int(self.xid.0)
+            .long(self.time_ms);
         w.vec(&self.auth, |w, id| id.encode(w));
         encode_op(&mut w, &self.op);
         w.into_vec()
@@ -188,10 +191,16 @@ impl Command {
     /// Decodes log bytes of any known format version.
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
         let Some((&version, rest)) = bytes.split_first() else {
-            return Err(DecodeError::Truncated { offset: 0, needed: 1 });
+            return Err(DecodeError::Truncated {
+                offset: 0,
+                needed: 1,
+            });
         };
         if version != COMMAND_FORMAT_V1 {
-            return Err(DecodeError::BadValue { field: "command format version", value: version.into() });
+            return Err(DecodeError::BadValue {
+                field: "command format version",
+                value: version.into(),
+            });
         }
         let mut r = Reader::new(rest);
         let cmd = Command {
@@ -209,13 +218,22 @@ impl Command {
 
 fn encode_op(w: &mut Writer, op: &Op) {
     match op {
-        Op::CreateSession { timeout_ms, password } => {
+        Op::CreateSession {
+            timeout_ms,
+            password,
+        } => {
             w.int(tag::CREATE_SESSION).int(*timeout_ms).buffer(password);
         }
         Op::CloseSession => {
             w.int(tag::CLOSE_SESSION);
         }
-        Op::Create { path, data, acl, mode, ttl_ms } => {
+        Op::Create {
+            path,
+            data,
+            acl,
+            mode,
+            ttl_ms,
+        } => {
             w.int(tag::CREATE).ustring(path).buffer(data);
             w.vec(acl, |w, a| a.encode(w));
             w.int(mode.code()).long(*ttl_ms);
@@ -223,8 +241,15 @@ fn encode_op(w: &mut Writer, op: &Op) {
         Op::Delete { path, version } => {
             w.int(tag::DELETE).ustring(path).int(*version);
         }
-        Op::SetData { path, data, version } => {
-            w.int(tag::SET_DATA).ustring(path).buffer(data).int(*version);
+        Op::SetData {
+            path,
+            data,
+            version,
+        } => {
+            w.int(tag::SET_DATA)
+                .ustring(path)
+                .buffer(data)
+                .int(*version);
         }
         Op::SetAcl { path, acl, version } => {
             w.int(tag::SET_ACL).ustring(path);
@@ -253,9 +278,14 @@ fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
         tag::CREATE_SESSION => {
             let timeout_ms = r.int()?;
             let pw = r.buffer()?;
-            let password = <[u8; 16]>::try_from(pw)
-                .map_err(|_| DecodeError::BadValue { field: "password length", value: pw.len() as i64 })?;
-            Op::CreateSession { timeout_ms, password }
+            let password = <[u8; 16]>::try_from(pw).map_err(|_| DecodeError::BadValue {
+                field: "password length",
+                value: pw.len() as i64,
+            })?;
+            Op::CreateSession {
+                timeout_ms,
+                password,
+            }
         }
         tag::CLOSE_SESSION => Op::CloseSession,
         tag::CREATE => {
@@ -263,18 +293,45 @@ fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
             let data = r.buffer()?.to_vec();
             let acl = r.vec(12, Acl::decode)?;
             let code = r.int()?;
-            let mode = CreateMode::from_code(code)
-                .ok_or(DecodeError::BadValue { field: "create mode", value: code.into() })?;
-            Op::Create { path, data, acl, mode, ttl_ms: r.long()? }
+            let mode = CreateMode::from_code(code).ok_or(DecodeError::BadValue {
+                field: "create mode",
+                value: code.into(),
+            })?;
+            Op::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl_ms: r.long()?,
+            }
         }
-        tag::DELETE => Op::Delete { path: r.ustring()?, version: r.int()? },
-        tag::SET_DATA => Op::SetData { path: r.ustring()?, data: r.buffer()?.to_vec(), version: r.int()? },
-        tag::SET_ACL => Op::SetAcl { path: r.ustring()?, acl: r.vec(12, Acl::decode)?, version: r.int()? },
-        tag::CHECK => Op::Check { path: r.ustring()?, version: r.int()? },
+        tag::DELETE => Op::Delete {
+            path: r.ustring()?,
+            version: r.int()?,
+        },
+        tag::SET_DATA => Op::SetData {
+            path: r.ustring()?,
+            data: r.buffer()?.to_vec(),
+            version: r.int()?,
+        },
+        tag::SET_ACL => Op::SetAcl {
+            path: r.ustring()?,
+            acl: r.vec(12, Acl::decode)?,
+            version: r.int()?,
+        },
+        tag::CHECK => Op::Check {
+            path: r.ustring()?,
+            version: r.int()?,
+        },
         tag::MULTI if top => Op::Multi(r.vec(4, |r| decode_op(r, false))?),
         tag::DELETE_CONTAINER => Op::DeleteContainer { path: r.ustring()? },
         tag::DELETE_TTL => Op::DeleteTtl { path: r.ustring()? },
-        other => return Err(DecodeError::BadValue { field: "op tag", value: other.into() }),
+        other => {
+            return Err(DecodeError::BadValue {
+                field: "op tag",
+                value: other.into(),
+            });
+        }
     })
 }
 
@@ -283,18 +340,49 @@ mod tests {
     use super::*;
 
     fn sample_ops() -> Vec<Op> {
-        let acl = vec![Acl { perms: 31, id: Id::new("digest", "u:h") }];
-        let create = Op::Create { path: "/a".into(), data: b"x".to_vec(), acl: acl.clone(),
-            mode: CreateMode::PersistentSequentialWithTtl, ttl_ms: 5 };
+        let acl = vec![Acl {
+            perms: 31,
+            id: Id::new("digest", "u:h"),
+        }];
+        let create = Op::Create {
+            path: "/a".into(),
+            data: b"x".to_vec(),
+            acl: acl.clone(),
+            mode: CreateMode::PersistentSequentialWithTtl,
+            ttl_ms: 5,
+        };
         vec![
-            Op::CreateSession { timeout_ms: 3000, password: [7; 16] },
+            Op::CreateSession {
+                timeout_ms: 3000,
+                password: [7; 16],
+            },
             Op::CloseSession,
             create.clone(),
-            Op::Delete { path: "/a".into(), version: -1 },
-            Op::SetData { path: "/a".into(), data: vec![], version: 3 },
-            Op::SetAcl { path: "/a".into(), acl, version: 0 },
-            Op::Check { path: "/a".into(), version: 1 },
-            Op::Multi(vec![create, Op::Check { path: "/b".into(), version: 2 }]),
+            Op::Delete {
+                path: "/a".into(),
+                version: -1,
+            },
+            Op::SetData {
+                path: "/a".into(),
+                data: vec![],
+                version: 3,
+            },
+            Op::SetAcl {
+                path: "/a".into(),
+                acl,
+                version: 0,
+            },
+            Op::Check {
+                path: "/a".into(),
+                version: 1,
+            },
+            Op::Multi(vec![
+                create,
+                Op::Check {
+                    path: "/b".into(),
+                    version: 2,
+                },
+            ]),
             Op::Multi(vec![]),
             Op::DeleteContainer { path: "/c".into() },
             Op::DeleteTtl { path: "/t".into() },
@@ -304,8 +392,14 @@ mod tests {
     #[test]
     fn commands_round_trip() {
         for op in sample_ops() {
-            let cmd = Command { origin: u64::MAX, session: SessionId(-5), xid: Xid(9),
-                time_ms: 1_700_000_000_000, auth: vec![Id::new("ip", "1.2.3.4")], op };
+            let cmd = Command {
+                origin: u64::MAX,
+                session: SessionId(-5),
+                xid: Xid(9),
+                time_ms: 1_700_000_000_000,
+                auth: vec![Id::new("ip", "1.2.3.4")],
+                op,
+            };
             let bytes = cmd.encode();
             assert_eq!(bytes[0], COMMAND_FORMAT_V1);
             assert_eq!(Command::decode(&bytes).unwrap(), cmd);
@@ -318,13 +412,30 @@ mod tests {
 
     #[test]
     fn golden_v1_bytes_never_change() {
-        let cmd = Command { origin: 1, session: SessionId(2), xid: Xid(3), time_ms: 4,
-            auth: vec![], op: Op::Delete { path: "/a".into(), version: -1 } };
+        let cmd = Command {
+            origin: 1,
+            session: SessionId(2),
+            xid: Xid(3),
+            time_ms: 4,
+            auth: vec![],
+            op: Op::Delete {
+                path: "/a".into(),
+                version: -1,
+            },
+        };
         let expected: Vec<u8> = [
-            &[1u8][..], &1i64.to_be_bytes(), &2i64.to_be_bytes(), &3i32.to_be_bytes(),
-            &4i64.to_be_bytes(), &0i32.to_be_bytes(), &4i32.to_be_bytes(), &2i32.to_be_bytes(),
-            b"/a", &(-1i32).to_be_bytes(),
-        ].concat();
+            &[1u8][..],
+            &1i64.to_be_bytes(),
+            &2i64.to_be_bytes(),
+            &3i32.to_be_bytes(),
+            &4i64.to_be_bytes(),
+            &0i32.to_be_bytes(),
+            &4i32.to_be_bytes(),
+            &2i32.to_be_bytes(),
+            b"/a",
+            &(-1i32).to_be_bytes(),
+        ]
+        .concat();
         assert_eq!(cmd.encode(), expected);
     }
 
@@ -332,10 +443,20 @@ mod tests {
     fn rejects_unknown_version_nesting_and_trailing_bytes() {
         assert!(Command::decode(&[2]).is_err());
         assert!(Command::decode(&[]).is_err());
-        let nested = Command { origin: 0, session: SessionId(0), xid: Xid(0), time_ms: 0,
-            auth: vec![], op: Op::Multi(vec![Op::Multi(vec![])]) };
+        let nested = Command {
+            origin: 0,
+            session: SessionId(0),
+            xid: Xid(0),
+            time_ms: 0,
+            auth: vec![],
+            op: Op::Multi(vec![Op::Multi(vec![])]),
+        };
         assert!(Command::decode(&nested.encode()).is_err());
-        let mut b = Command { op: Op::CloseSession, ..nested }.encode();
+        let mut b = Command {
+            op: Op::CloseSession,
+            ..nested
+        }
+        .encode();
         b.push(0);
         assert_eq!(Command::decode(&b), Err(DecodeError::Trailing(1)));
     }

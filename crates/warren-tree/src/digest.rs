@@ -27,7 +27,9 @@ impl Hasher64 {
     }
 
     fn word(&mut self, w: u64) {
-        self.h = (self.h ^ w.wrapping_mul(K1)).rotate_left(29).wrapping_mul(K2);
+        self.h = (self.h ^ w.wrapping_mul(K1))
+            .rotate_left(29)
+            .wrapping_mul(K2);
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -75,7 +77,14 @@ pub(crate) fn content(path: &str, data: &[u8], acl: &[Acl]) -> u64 {
 pub(crate) fn meta(path: &str, n: &Node) -> u64 {
     let mut h = Hasher64::new(2);
     h.bytes(path.as_bytes());
-    for w in [n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.ephemeral_owner] {
+    for w in [
+        n.czxid,
+        n.mzxid,
+        n.pzxid,
+        n.ctime,
+        n.mtime,
+        n.ephemeral_owner,
+    ] {
         h.word(w as u64);
     }
     for w in [n.version, n.cversion, n.aversion] {

@@ -51,8 +51,10 @@ mod tree;
 
 #[cfg(test)]
 mod script_test;
+#[cfg(test)]
+mod tree_test;
 
-pub use command::{Applied, Command, Op, Outcome, Trigger, COMMAND_FORMAT_V1};
+pub use command::{Applied, COMMAND_FORMAT_V1, Command, Op, Outcome, Trigger};
 pub use node::{CONTAINER_OWNER, NodeKind, TTL_MASK, TTL_MAX_MS};
 pub use snapshot::{SNAPSHOT_FORMAT_V1, SnapshotError};
 pub use tree::{DataTree, Session};

@@ -93,7 +93,10 @@ impl Node {
 
     /// The same node with other data (and the same stat, to be updated by the caller).
     pub(crate) fn with_data(&self, data: Box<[u8]>) -> Node {
-        Node { data, ..self.meta_copy() }
+        Node {
+            data,
+            ..self.meta_copy()
+        }
     }
 
     /// A copy without the data (cheap), for updates that keep or replace it.
@@ -131,7 +134,10 @@ impl Node {
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion.wrapping_mul(2).wrapping_sub(self.num_children),
+            cversion: self
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.num_children),
             aversion: self.aversion,
             ephemeral_owner: owner,
             data_length: i32::try_from(self.data.len()).expect("znode data is under 2 GiB"),
@@ -152,9 +158,13 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for k in [NodeKind::Persistent, NodeKind::Ephemeral(0x0100_0000_0000_0001),
-            NodeKind::Container, NodeKind::Ttl(1), NodeKind::Ttl(TTL_MAX_MS)]
-        {
+        for k in [
+            NodeKind::Persistent,
+            NodeKind::Ephemeral(0x0100_0000_0000_0001),
+            NodeKind::Container,
+            NodeKind::Ttl(1),
+            NodeKind::Ttl(TTL_MAX_MS),
+        ] {
             assert_eq!(NodeKind::from_owner(k.owner()), k);
         }
         assert_eq!(NodeKind::Ttl(5).owner() as u64, 0xFF00_0000_0000_0005);

@@ -43,7 +43,11 @@ pub fn is_valid_path(path: &str) -> bool {
 /// `PathUtils.validatePath(path, isSequential)`: a sequential path is checked with a digit
 /// appended, so `/q/` is a valid prefix for `/q/0000000001`.
 pub fn is_valid_path_for_mode(path: &str, sequential: bool) -> bool {
-    if sequential { is_valid_path(&format!("{path}1")) } else { is_valid_path(path) }
+    if sequential {
+        is_valid_path(&format!("{path}1"))
+    } else {
+        is_valid_path(path)
+    }
 }
 
 fn is_invalid_char(c: char) -> bool {
@@ -82,13 +86,29 @@ mod tests {
 
     #[test]
     fn validate_path_matches_path_utils() {
-        for ok in ["/", "/a", "/a/b", "/a.b", "/...", "/a/..b", "/.a", "/ü", "/a b"] {
+        for ok in [
+            "/", "/a", "/a/b", "/a.b", "/...", "/a/..b", "/.a", "/ü", "/a b",
+        ] {
             assert!(is_valid_path(ok), "{ok:?} should be valid");
         }
-        for bad in
-            ["", "a", "/a/", "//", "/a//b", "/.", "/..", "/a/.", "/a/../b", "/a\0", "/\u{1}",
-             "/\u{7f}", "/\u{e000}", "/\u{fff0}", "/\u{1f600}", "/./a"]
-        {
+        for bad in [
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/.",
+            "/a/../b",
+            "/a\0",
+            "/\u{1}",
+            "/\u{7f}",
+            "/\u{e000}",
+            "/\u{fff0}",
+            "/\u{1f600}",
+            "/./a",
+        ] {
             assert!(!is_valid_path(bad), "{bad:?} should be invalid");
         }
         assert!(is_valid_path_for_mode("/q/", true));

@@ -21,14 +21,16 @@ fn parse_perms(s: &str) -> i32 {
     if let Ok(n) = s.parse() {
         return n;
     }
-    s.chars().map(|c| match c {
-        'r' => perms::READ,
-        'w' => perms::WRITE,
-        'c' => perms::CREATE,
-        'd' => perms::DELETE,
-        'a' => perms::ADMIN,
-        _ => panic!("bad perm letter {c}"),
-    }).sum()
+    s.chars()
+        .map(|c| match c {
+            'r' => perms::READ,
+            'w' => perms::WRITE,
+            'c' => perms::CREATE,
+            'd' => perms::DELETE,
+            'a' => perms::ADMIN,
+            _ => panic!("bad perm letter {c}"),
+        })
+        .sum()
 }
 
 /// `scheme:id:perms[,...]` (the id may hold colons); `none` is the empty list.
@@ -36,15 +38,23 @@ fn parse_acl(s: &str) -> Vec<Acl> {
     if s == "none" {
         return vec![];
     }
-    s.split(',').map(|one| {
-        let (scheme, rest) = one.split_once(':').expect("scheme:id:perms");
-        let (id, p) = rest.rsplit_once(':').expect("scheme:id:perms");
-        Acl { perms: parse_perms(p), id: Id::new(scheme, id) }
-    }).collect()
+    s.split(',')
+        .map(|one| {
+            let (scheme, rest) = one.split_once(':').expect("scheme:id:perms");
+            let (id, p) = rest.rsplit_once(':').expect("scheme:id:perms");
+            Acl {
+                perms: parse_perms(p),
+                id: Id::new(scheme, id),
+            }
+        })
+        .collect()
 }
 
 fn fmt_acl(acl: &[Acl]) -> String {
-    acl.iter().map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, a.perms)).collect::<Vec<_>>().join(",")
+    acl.iter()
+        .map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, a.perms))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn fmt_outcome(o: &Outcome) -> String {
@@ -52,9 +62,19 @@ fn fmt_outcome(o: &Outcome) -> String {
         Outcome::Done => "done".into(),
         Outcome::Created { path, .. } => format!("created {path}"),
         Outcome::Stat(_) => "stat".into(),
-        Outcome::Multi(v) => format!("multi [{}]", v.iter().map(fmt_outcome).collect::<Vec<_>>().join(", ")),
+        Outcome::Multi(v) => format!(
+            "multi [{}]",
+            v.iter().map(fmt_outcome).collect::<Vec<_>>().join(", ")
+        ),
         Outcome::MultiFailed(codes) => {
-            format!("failed {}", codes.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(" "))
+            format!(
+                "failed {}",
+                codes
+                    .iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
         }
         Outcome::Error(c) => format!("error {c:?}"),
     }
@@ -117,23 +137,56 @@ impl Runner {
                 };
                 let ttl_ms = kv("ttl=").map_or(Op::NO_TTL, |t| t.parse().expect("ttl"));
                 let acl = kv("acl=").map_or_else(Acl::open_unsafe, parse_acl);
-                Op::Create { path: pos[1].into(), data: data_arg(pos.get(2)), acl, mode, ttl_ms }
+                Op::Create {
+                    path: pos[1].into(),
+                    data: data_arg(pos.get(2)),
+                    acl,
+                    mode,
+                    ttl_ms,
+                }
             }
-            "delete" => Op::Delete { path: pos[1].into(), version: int(2, -1) },
-            "set" => Op::SetData { path: pos[1].into(), data: data_arg(pos.get(2)), version: int(3, -1) },
-            "setacl" => Op::SetAcl { path: pos[1].into(), acl: parse_acl(pos[2]), version: int(3, -1) },
-            "check" => Op::Check { path: pos[1].into(), version: int(2, -1) },
-            "create-session" => Op::CreateSession { timeout_ms: 30000, password: [1; 16] },
+            "delete" => Op::Delete {
+                path: pos[1].into(),
+                version: int(2, -1),
+            },
+            "set" => Op::SetData {
+                path: pos[1].into(),
+                data: data_arg(pos.get(2)),
+                version: int(3, -1),
+            },
+            "setacl" => Op::SetAcl {
+                path: pos[1].into(),
+                acl: parse_acl(pos[2]),
+                version: int(3, -1),
+            },
+            "check" => Op::Check {
+                path: pos[1].into(),
+                version: int(2, -1),
+            },
+            "create-session" => Op::CreateSession {
+                timeout_ms: 30000,
+                password: [1; 16],
+            },
             "close-session" => Op::CloseSession,
-            "delete-container" => Op::DeleteContainer { path: pos[1].into() },
-            "delete-ttl" => Op::DeleteTtl { path: pos[1].into() },
+            "delete-container" => Op::DeleteContainer {
+                path: pos[1].into(),
+            },
+            "delete-ttl" => Op::DeleteTtl {
+                path: pos[1].into(),
+            },
             _ => return None,
         })
     }
 
     fn apply(&mut self, session: i64, op: Op) {
-        let cmd = Command { origin: 1, session: SessionId(session), xid: Xid(1), time_ms: self.time_ms,
-            auth: self.auth.clone(), op };
+        let cmd = Command {
+            origin: 1,
+            session: SessionId(session),
+            xid: Xid(1),
+            time_ms: self.time_ms,
+            auth: self.auth.clone(),
+            op,
+        };
         // Every command goes through its log bytes, as in production.
         let cmd = Command::decode(&cmd.encode()).expect("round trip");
         let before = self.tree.clone();
@@ -142,13 +195,20 @@ impl Runner {
         if matches!(applied.outcome, Outcome::Error(_) | Outcome::MultiFailed(_)) {
             let mut expect = before;
             expect.zxid += 1;
-            assert!(self.tree == expect, "{}:{}: a failed command changed the tree", self.name, self.line);
+            assert!(
+                self.tree == expect,
+                "{}:{}: a failed command changed the tree",
+                self.name,
+                self.line
+            );
         }
         self.last = Some(applied);
     }
 
     fn last(&self) -> &Applied {
-        self.last.as_ref().unwrap_or_else(|| self.fail("no command yet".into()))
+        self.last
+            .as_ref()
+            .unwrap_or_else(|| self.fail("no command yet".into()))
     }
 
     fn step(&mut self, w: &[&str]) {
@@ -158,7 +218,9 @@ impl Runner {
                 self.apply(self.session, Op::Multi(ops));
                 return;
             }
-            let op = self.op_of(w).unwrap_or_else(|| self.fail(format!("not an op: {}", w[0])));
+            let op = self
+                .op_of(w)
+                .unwrap_or_else(|| self.fail(format!("not an op: {}", w[0])));
             self.multi.as_mut().expect("in multi").push(op);
             return;
         }
@@ -175,10 +237,15 @@ impl Runner {
         let rest = w[1..].join(" ");
         match w[0] {
             "as" => self.session = w[1].parse().expect("session id"),
-            "auth" => self.auth = w[1..].iter().map(|a| {
-                let (s, i) = a.split_once(':').expect("scheme:id");
-                Id::new(s, i)
-            }).collect(),
+            "auth" => {
+                self.auth = w[1..]
+                    .iter()
+                    .map(|a| {
+                        let (s, i) = a.split_once(':').expect("scheme:id");
+                        Id::new(s, i)
+                    })
+                    .collect()
+            }
             "time" => self.time_ms = w[1].parse().expect("time"),
             "multi" => self.multi = Some(Vec::new()),
             "=>" => {
@@ -194,15 +261,26 @@ impl Runner {
                 }
             }
             "triggers" => {
-                let got: Vec<String> = self.last().triggers.iter()
-                    .map(|t| format!("{}:{}", event_name(t.event), t.path)).collect();
-                let got = if got.is_empty() { "-".to_owned() } else { got.join(" ") };
+                let got: Vec<String> = self
+                    .last()
+                    .triggers
+                    .iter()
+                    .map(|t| format!("{}:{}", event_name(t.event), t.path))
+                    .collect();
+                let got = if got.is_empty() {
+                    "-".to_owned()
+                } else {
+                    got.join(" ")
+                };
                 if got != rest {
                     self.fail(format!("triggers: expected `{rest}`, got `{got}`"));
                 }
             }
             "stat" => {
-                let s = self.tree.stat(w[1]).unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
+                let s = self
+                    .tree
+                    .stat(w[1])
+                    .unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
                 for kv in &w[2..] {
                     let (k, v) = kv.split_once('=').expect("field=value");
                     let want: i64 = v.parse().expect("number");
@@ -221,23 +299,43 @@ impl Runner {
                     let (k, v) = kv.split_once('=').expect("field=value");
                     let want: i64 = v.parse().expect("number");
                     if stat_field(&s, k) != want {
-                        self.fail(format!("result stat {k}: expected {want}, got {}", stat_field(&s, k)));
+                        self.fail(format!(
+                            "result stat {k}: expected {want}, got {}",
+                            stat_field(&s, k)
+                        ));
                     }
                 }
             }
             "children" => {
-                let got = self.tree.children(w[1]).unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
-                let got = if got.is_empty() { "-".to_owned() } else { got.join(" ") };
+                let got = self
+                    .tree
+                    .children(w[1])
+                    .unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
+                let got = if got.is_empty() {
+                    "-".to_owned()
+                } else {
+                    got.join(" ")
+                };
                 let want = w[2..].join(" ");
                 if got != want {
-                    self.fail(format!("children of {}: expected `{want}`, got `{got}`", w[1]));
+                    self.fail(format!(
+                        "children of {}: expected `{want}`, got `{got}`",
+                        w[1]
+                    ));
                 }
             }
             "data" => {
-                let (d, _) = self.tree.get_data(w[1]).unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
+                let (d, _) = self
+                    .tree
+                    .get_data(w[1])
+                    .unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
                 let want = data_arg(w.get(2));
                 if d != want.as_slice() {
-                    self.fail(format!("data of {}: got {:?}", w[1], String::from_utf8_lossy(d)));
+                    self.fail(format!(
+                        "data of {}: got {:?}",
+                        w[1],
+                        String::from_utf8_lossy(d)
+                    ));
                 }
             }
             "exists" => {
@@ -251,10 +349,17 @@ impl Runner {
                 }
             }
             "acl" => {
-                let (a, _) = self.tree.acl(w[1]).unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
+                let (a, _) = self
+                    .tree
+                    .acl(w[1])
+                    .unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
                 let want = fmt_acl(&parse_acl(w[2]));
                 if fmt_acl(a) != want {
-                    self.fail(format!("acl of {}: expected {want}, got {}", w[1], fmt_acl(a)));
+                    self.fail(format!(
+                        "acl of {}: expected {want}, got {}",
+                        w[1],
+                        fmt_acl(a)
+                    ));
                 }
             }
             "can" => {
@@ -263,34 +368,59 @@ impl Runner {
                     Err(c) => format!("{c:?}"),
                 };
                 if got != w[3] {
-                    self.fail(format!("can {} {}: expected {}, got {got}", w[1], w[2], w[3]));
+                    self.fail(format!(
+                        "can {} {}: expected {}, got {got}",
+                        w[1], w[2], w[3]
+                    ));
                 }
             }
             "ephemerals" => {
                 let prefix = if w[2] == "-" { "" } else { w[2] };
-                let got = self.tree.ephemerals(SessionId(w[1].parse().expect("id")), prefix);
-                let got = if got.is_empty() { "-".to_owned() } else { got.join(" ") };
+                let got = self
+                    .tree
+                    .ephemerals(SessionId(w[1].parse().expect("id")), prefix);
+                let got = if got.is_empty() {
+                    "-".to_owned()
+                } else {
+                    got.join(" ")
+                };
                 if got != w[3..].join(" ") {
                     self.fail(format!("ephemerals: got `{got}`"));
                 }
             }
             "sessions" => {
-                let got: Vec<String> = self.tree.sessions().map(|(id, _)| id.0.to_string()).collect();
-                let got = if got.is_empty() { "-".to_owned() } else { got.join(" ") };
+                let got: Vec<String> = self
+                    .tree
+                    .sessions()
+                    .map(|(id, _)| id.0.to_string())
+                    .collect();
+                let got = if got.is_empty() {
+                    "-".to_owned()
+                } else {
+                    got.join(" ")
+                };
                 if got != rest {
                     self.fail(format!("sessions: got `{got}`"));
                 }
             }
             "containers-due" => {
                 let got = self.tree.container_sweep();
-                let got = if got.is_empty() { "-".to_owned() } else { got.join(" ") };
+                let got = if got.is_empty() {
+                    "-".to_owned()
+                } else {
+                    got.join(" ")
+                };
                 if got != rest {
                     self.fail(format!("container sweep: got `{got}`"));
                 }
             }
             "ttl-due" => {
                 let got = self.tree.ttl_expired(w[1].parse().expect("now"));
-                let got = if got.is_empty() { "-".to_owned() } else { got.join(" ") };
+                let got = if got.is_empty() {
+                    "-".to_owned()
+                } else {
+                    got.join(" ")
+                };
                 if got != w[2..].join(" ") {
                     self.fail(format!("ttl sweep: got `{got}`"));
                 }
@@ -302,8 +432,12 @@ impl Runner {
                 }
             }
             "counts" => {
-                let got = format!("nodes={} ephemerals={} sessions={}", self.tree.node_count(),
-                    self.tree.ephemeral_count(), self.tree.session_count());
+                let got = format!(
+                    "nodes={} ephemerals={} sessions={}",
+                    self.tree.node_count(),
+                    self.tree.ephemeral_count(),
+                    self.tree.session_count()
+                );
                 if got != rest {
                     self.fail(format!("counts: got `{got}`"));
                 }
@@ -315,8 +449,16 @@ impl Runner {
 
 /// Runs a script; returns the final tree.
 pub(crate) fn run(name: &'static str, script: &str) -> DataTree {
-    let mut r = Runner { tree: DataTree::new(), session: 1, auth: vec![], time_ms: 1000, last: None,
-        multi: None, name, line: 0 };
+    let mut r = Runner {
+        tree: DataTree::new(),
+        session: 1,
+        auth: vec![],
+        time_ms: 1000,
+        last: None,
+        multi: None,
+        name,
+        line: 0,
+    };
     for (i, line) in script.lines().enumerate() {
         r.line = i + 1;
         let line = line.split(" #").next().unwrap_or("").trim();
@@ -342,4 +484,13 @@ macro_rules! scripts {
     )*};
 }
 
-scripts!(basics, sequential, ephemerals, acls, multi, containers_ttl, paths, special_nodes);
+scripts!(
+    basics,
+    sequential,
+    ephemerals,
+    acls,
+    multi,
+    containers_ttl,
+    paths,
+    special_nodes
+);

@@ -83,8 +83,15 @@ impl DataTree {
         w.int(len_i32(self.nodes.len()));
         for (p, n) in &self.nodes {
             w.ustring(p).buffer(&n.data).int(n.acl as i32);
-            w.long(n.czxid).long(n.mzxid).long(n.pzxid).long(n.ctime).long(n.mtime);
-            w.long(n.ephemeral_owner).int(n.version).int(n.cversion).int(n.aversion);
+            w.long(n.czxid)
+                .long(n.mzxid)
+                .long(n.pzxid)
+                .long(n.ctime)
+                .long(n.mtime);
+            w.long(n.ephemeral_owner)
+                .int(n.version)
+                .int(n.cversion)
+                .int(n.aversion);
         }
         w.long(self.digest as i64);
         let mut out = w.into_vec();
@@ -140,9 +147,18 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<DataTree, SnapshotError> {
         let id = r.long()?;
         let timeout_ms = r.int()?;
         let pw = r.buffer()?;
-        let password = <[u8; 16]>::try_from(pw)
-            .map_err(|_| DecodeError::BadValue { field: "password length", value: pw.len() as i64 })?;
-        Ok((id, Session { timeout_ms, password, ephemerals: Default::default() }))
+        let password = <[u8; 16]>::try_from(pw).map_err(|_| DecodeError::BadValue {
+            field: "password length",
+            value: pw.len() as i64,
+        })?;
+        Ok((
+            id,
+            Session {
+                timeout_ms,
+                password,
+                ephemerals: Default::default(),
+            },
+        ))
     })?;
     for (id, s) in sessions {
         if t.sessions.insert(id, s).is_some() {
@@ -150,7 +166,13 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<DataTree, SnapshotError> {
         }
     }
 
-    let slots = r.vec(1, |r| if r.boolean()? { r.vec(12, Acl::decode).map(Some) } else { Ok(None) })?;
+    let slots = r.vec(1, |r| {
+        if r.boolean()? {
+            r.vec(12, Acl::decode).map(Some)
+        } else {
+            Ok(None)
+        }
+    })?;
     t.acls = AclTable::from_slots(slots.clone());
     let n_slots = slots.len();
 
@@ -162,7 +184,9 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<DataTree, SnapshotError> {
         let data: Box<[u8]> = r.buffer()?.into();
         let acl = r.int()?;
         let mut n = Node::new(0, 0, 0, 0, data);
-        n.acl = u32::try_from(acl).ok().filter(|&a| (a as usize) < n_slots && slots[a as usize].is_some())
+        n.acl = u32::try_from(acl)
+            .ok()
+            .filter(|&a| (a as usize) < n_slots && slots[a as usize].is_some())
             .ok_or_else(|| inconsistent(format!("{p}: ACL index {acl}")))?;
         n.czxid = r.long()?;
         n.mzxid = r.long()?;
@@ -210,10 +234,10 @@ fn check_node(t: &DataTree, prev: Option<&str>, p: &str, n: &Node) -> Result<(),
             Some(_) => {}
         }
     }
-    if let NodeKind::Ephemeral(s) = n.kind() {
-        if !t.sessions.contains_key(&s) {
-            return Err(inconsistent(format!("{p} owned by unknown session {s:#x}")));
+    match n.kind() {
+        NodeKind::Ephemeral(s) if !t.sessions.contains_key(&s) => {
+            Err(inconsistent(format!("{p} owned by unknown session {s:#x}")))
         }
+        _ => Ok(()),
     }
-    Ok(())
 }

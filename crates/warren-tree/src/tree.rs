@@ -83,10 +83,16 @@ impl DataTree {
             ephemeral_count: 0,
         };
         let open = t.acls.intern(&Acl::open_unsafe());
-        let read = t.acls.intern(&[Acl { perms: perms::READ, id: Id::anyone() }]);
-        for (p, acl) in [("/", open), ("/zookeeper", open), ("/zookeeper/quota", open),
-            ("/zookeeper/config", read)]
-        {
+        let read = t.acls.intern(&[Acl {
+            perms: perms::READ,
+            id: Id::anyone(),
+        }]);
+        for (p, acl) in [
+            ("/", open),
+            ("/zookeeper", open),
+            ("/zookeeper/quota", open),
+            ("/zookeeper/config", read),
+        ] {
             t.replace(p, Some(Node::new(0, 0, 0, acl, Box::default())));
         }
         t
@@ -127,7 +133,10 @@ impl DataTree {
         }
         if old.is_some() != added.is_some() && path != "/" {
             let parent = path::parent_of(path).expect("a stored path has a parent");
-            let p = self.nodes.get_mut(parent).expect("a stored node's parent exists");
+            let p = self
+                .nodes
+                .get_mut(parent)
+                .expect("a stored node's parent exists");
             p.num_children += if old.is_none() { 1 } else { -1 };
         }
         old
@@ -145,8 +154,10 @@ impl DataTree {
                 self.ttls.insert(path.into());
             }
             NodeKind::Ephemeral(s) => {
-                let session =
-                    self.sessions.get_mut(&s).expect("an ephemeral's owner is a live session");
+                let session = self
+                    .sessions
+                    .get_mut(&s)
+                    .expect("an ephemeral's owner is a live session");
                 if session.ephemerals.insert(path.into()) {
                     self.ephemeral_count += 1;
                 }
@@ -167,10 +178,12 @@ impl DataTree {
                 self.ttls.remove(path);
             }
             NodeKind::Ephemeral(s) => {
-                if let Some(session) = self.sessions.get_mut(&s) {
-                    if session.ephemerals.remove(path) {
-                        self.ephemeral_count -= 1;
-                    }
+                let removed = self
+                    .sessions
+                    .get_mut(&s)
+                    .is_some_and(|session| session.ephemerals.remove(path));
+                if removed {
+                    self.ephemeral_count -= 1;
                 }
             }
         }
@@ -179,9 +192,15 @@ impl DataTree {
     /// Sets a node's stored cversion and pzxid; returns the undo record.
     pub(crate) fn set_child_meta(&mut self, path: &str, cversion: i32, pzxid: i64) -> Undo {
         let key = if path.is_empty() { "/" } else { path };
-        let n = self.nodes.get(key).expect("set_child_meta on an existing node");
+        let n = self
+            .nodes
+            .get(key)
+            .expect("set_child_meta on an existing node");
         let before = digest::meta(key, n);
-        let n = self.nodes.get_mut(key).expect("set_child_meta on an existing node");
+        let n = self
+            .nodes
+            .get_mut(key)
+            .expect("set_child_meta on an existing node");
         let undo = Undo::ChildMeta(key.into(), n.cversion, n.pzxid);
         n.cversion = cversion;
         n.pzxid = pzxid;
@@ -245,13 +264,21 @@ impl DataTree {
     /// Walks the direct children of an existing node: each seek lands on the next child,
     /// then skips that child's whole subtree (`"{child}0"` is just past `"{child}/..."`).
     fn child_names(&self, path: &str) -> Vec<String> {
-        let prefix = if path.is_empty() || path == "/" { "/".to_owned() } else { format!("{path}/") };
+        let prefix = if path.is_empty() || path == "/" {
+            "/".to_owned()
+        } else {
+            format!("{path}/")
+        };
         let mut out = Vec::new();
         let mut from: Bound<String> = Bound::Excluded(prefix.clone());
         loop {
-            let mut range = self.nodes.range::<str, _>((from.as_ref().map(|s| s.as_str()), Bound::Unbounded));
+            let mut range = self
+                .nodes
+                .range::<str, _>((from.as_ref().map(|s| s.as_str()), Bound::Unbounded));
             let Some((k, _)) = range.next() else { break };
-            let Some(rest) = k.strip_prefix(prefix.as_str()) else { break };
+            let Some(rest) = k.strip_prefix(prefix.as_str()) else {
+                break;
+            };
             match rest.find('/') {
                 None => {
                     out.push(rest.to_owned());
@@ -270,7 +297,8 @@ impl DataTree {
             self.nodes.len() - 1
         } else {
             let prefix = format!("{path}/");
-            self.nodes.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            self.nodes
+                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(&prefix))
                 .count()
         };
@@ -280,15 +308,25 @@ impl DataTree {
     /// Whether `auth` grants `perm` on the node: `Err(NoNode)` or `Err(NoAuth)` otherwise.
     pub fn check_acl(&self, path: &str, perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
         let n = self.node(path).ok_or(ErrorCode::NoNode)?;
-        if acl::check(self.acls.get(n.acl), perm, auth) { Ok(()) } else { Err(ErrorCode::NoAuth) }
+        if acl::check(self.acls.get(n.acl), perm, auth) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
     }
 
     /// The session's ephemerals whose path starts with `prefix` (getEphemerals): a plain
     /// string prefix, and an empty, blank or `/` prefix means all, as ZooKeeper.
     pub fn ephemerals(&self, session: SessionId, prefix: &str) -> Vec<String> {
-        let Some(s) = self.sessions.get(&session.0) else { return Vec::new() };
+        let Some(s) = self.sessions.get(&session.0) else {
+            return Vec::new();
+        };
         let all = prefix.trim().is_empty() || prefix.trim() == "/";
-        s.ephemerals.iter().filter(|p| all || p.starts_with(prefix)).map(|p| p.to_string()).collect()
+        s.ephemerals
+            .iter()
+            .filter(|p| all || p.starts_with(prefix))
+            .map(|p| p.to_string())
+            .collect()
     }
 
     /// A session's entry.
@@ -334,22 +372,34 @@ impl DataTree {
 
     /// The digest recomputed from scratch (for tests and snapshot checks).
     pub fn compute_digest(&self) -> u64 {
-        self.nodes.iter().fold(0u64, |d, (p, n)| d.wrapping_add(self.node_hash(p, n)))
+        self.nodes
+            .iter()
+            .fold(0u64, |d, (p, n)| d.wrapping_add(self.node_hash(p, n)))
     }
 
     /// Empty containers that once had children (stored cversion > 0): the leader proposes
     /// `DeleteContainer` for each (`ContainerManager.getCandidates`).
     pub fn container_sweep(&self) -> Vec<String> {
-        self.containers.iter()
-            .filter(|p| self.nodes.get(&***p).is_some_and(|n| n.num_children == 0 && n.cversion > 0))
+        self.containers
+            .iter()
+            .filter(|p| {
+                self.nodes
+                    .get(&***p)
+                    .is_some_and(|n| n.num_children == 0 && n.cversion > 0)
+            })
             .map(|p| p.to_string())
             .collect()
     }
 
     /// TTL nodes without children not modified for longer than their TTL at `now_ms`.
     pub fn ttl_expired(&self, now_ms: i64) -> Vec<String> {
-        self.ttls.iter()
-            .filter(|p| self.nodes.get(&***p).is_some_and(|n| ttl_expired(n, now_ms)))
+        self.ttls
+            .iter()
+            .filter(|p| {
+                self.nodes
+                    .get(&***p)
+                    .is_some_and(|n| ttl_expired(n, now_ms))
+            })
             .map(|p| p.to_string())
             .collect()
     }
@@ -371,7 +421,11 @@ impl DataTree {
             assert_eq!(self.child_names(p).len(), c as usize, "children of {p}");
         }
         assert_eq!(self.digest, self.compute_digest(), "rolling digest");
-        let size: i64 = self.nodes.iter().map(|(p, n)| (p.len() + n.data.len()) as i64).sum();
+        let size: i64 = self
+            .nodes
+            .iter()
+            .map(|(p, n)| (p.len() + n.data.len()) as i64)
+            .sum();
         assert_eq!(self.data_size, size, "data size");
         let eph: usize = self.sessions.values().map(|s| s.ephemerals.len()).sum();
         assert_eq!(self.ephemeral_count, eph, "ephemeral count");
@@ -387,7 +441,9 @@ impl DataTree {
 
 pub(crate) fn ttl_expired(n: &Node, now_ms: i64) -> bool {
     match n.kind() {
-        NodeKind::Ttl(ttl) => n.num_children == 0 && ttl != 0 && now_ms.saturating_sub(n.mtime) > ttl,
+        NodeKind::Ttl(ttl) => {
+            n.num_children == 0 && ttl != 0 && now_ms.saturating_sub(n.mtime) > ttl
+        }
         _ => false,
     }
 }

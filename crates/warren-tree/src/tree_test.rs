@@ -1,0 +1,408 @@
+//! Tests of the tree as a whole: cversion overflow, replay determinism and digest, snapshot
+//! corruption, and a property test against a small reference model.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use warren_proto::{Acl, CreateMode, ErrorCode, SessionId, Xid};
+
+use crate::{Command, DataTree, Op, Outcome, SnapshotError};
+
+fn cmd(session: i64, time_ms: i64, op: Op) -> Command {
+    Command {
+        origin: 1,
+        session: SessionId(session),
+        xid: Xid(0),
+        time_ms,
+        auth: vec![],
+        op,
+    }
+}
+
+fn create(path: &str, data: &[u8], mode: CreateMode) -> Op {
+    let ttl_ms = if mode.is_ttl() { 50 } else { Op::NO_TTL };
+    Op::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        acl: Acl::open_unsafe(),
+        mode,
+        ttl_ms,
+    }
+}
+
+fn session_op() -> Op {
+    Op::CreateSession {
+        timeout_ms: 10_000,
+        password: [3; 16],
+    }
+}
+
+#[test]
+fn sequential_suffix_overflows_like_a_java_int() {
+    // Phase 1: bring /q's stored cversion next to i32::MAX.
+    let mut t = DataTree::new();
+    t.apply(&cmd(1, 0, session_op()));
+    t.apply(&cmd(1, 0, create("/q", b"", CreateMode::Persistent)));
+    let pzxid = t.stat("/q").unwrap().pzxid;
+    t.set_child_meta("/q", i32::MAX - 1, pzxid);
+    t.check_invariants();
+
+    // Phase 2: the suffix follows the stored value through the wrap, "%010d" style.
+    let names: Vec<String> = (0..3)
+        .map(|_| {
+            match t
+                .apply(&cmd(
+                    1,
+                    0,
+                    create("/q/n-", b"", CreateMode::PersistentSequential),
+                ))
+                .outcome
+            {
+                Outcome::Created { path, .. } => path,
+                o => panic!("{o:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["/q/n-2147483646", "/q/n-2147483647", "/q/n--2147483648"]
+    );
+    // Stored is now i32::MIN + 1; the Stat value wraps the same way as Java's int.
+    assert_eq!(
+        t.stat("/q").unwrap().cversion,
+        (i32::MIN + 1).wrapping_mul(2).wrapping_sub(3)
+    );
+    assert_eq!(format!("{:010}", -5), "-000000005");
+    t.check_invariants();
+}
+
+/// A deterministic workload touching every kind of op.
+fn workload() -> Vec<Command> {
+    let mut v = vec![cmd(1, 10, session_op()), cmd(2, 10, session_op())];
+    for i in 0..20i64 {
+        let t = 100 + i * 10;
+        let s = 1 + i % 2;
+        v.push(cmd(
+            s,
+            t,
+            create(&format!("/n{}", i % 5), b"d", CreateMode::Persistent),
+        ));
+        v.push(cmd(
+            s,
+            t,
+            create(
+                &format!("/n{}/s-", i % 5),
+                &[i as u8; 3],
+                CreateMode::EphemeralSequential,
+            ),
+        ));
+        v.push(cmd(s, t, create("/c", b"", CreateMode::Container)));
+        v.push(cmd(
+            s,
+            t,
+            create("/c/k-", b"", CreateMode::PersistentSequential),
+        ));
+        v.push(cmd(
+            s,
+            t,
+            create(
+                &format!("/ttl{}", i % 3),
+                b"",
+                CreateMode::PersistentWithTtl,
+            ),
+        ));
+        v.push(cmd(
+            s,
+            t,
+            Op::SetData {
+                path: format!("/n{}", i % 5),
+                data: vec![i as u8],
+                version: -1,
+            },
+        ));
+        v.push(cmd(
+            s,
+            t,
+            Op::Multi(vec![
+                create(&format!("/m{i}"), b"x", CreateMode::Persistent),
+                Op::Delete {
+                    path: format!("/m{}", i.saturating_sub(1)),
+                    version: -1,
+                },
+            ]),
+        ));
+        v.push(cmd(
+            s,
+            t,
+            Op::SetAcl {
+                path: format!("/m{i}"),
+                acl: Acl::open_unsafe(),
+                version: 0,
+            },
+        ));
+        if i % 4 == 3 {
+            v.push(cmd(0, t, Op::DeleteContainer { path: "/c".into() }));
+            v.push(cmd(
+                0,
+                t + 1000,
+                Op::DeleteTtl {
+                    path: format!("/ttl{}", i % 3),
+                },
+            ));
+        }
+        if i == 12 {
+            v.push(cmd(2, t, Op::CloseSession));
+        }
+    }
+    v
+}
+
+#[test]
+fn replay_from_log_bytes_gives_the_same_tree_digest_and_snapshot() {
+    // Phase 1: the live tree applies the workload and logs its bytes.
+    let mut live = DataTree::new();
+    let mut swept = 0;
+    let log: Vec<Vec<u8>> = workload()
+        .iter()
+        .map(|c| {
+            let a = live.apply(c);
+            if matches!(c.op, Op::DeleteContainer { .. } | Op::DeleteTtl { .. })
+                && a.outcome == Outcome::Done
+            {
+                swept += 1;
+            }
+            c.encode()
+        })
+        .collect();
+    // The workload must reach the sweeps, or this test proves less than it claims.
+    assert!(swept >= 4, "only {swept} sweeps succeeded");
+    assert!(live.ephemeral_count() > 0 && live.session_count() == 1);
+    live.check_invariants();
+    assert_eq!(live.digest(), live.compute_digest());
+
+    // Phase 2: a replica replays the bytes; and another starts from a snapshot midway.
+    let mut replica = DataTree::new();
+    let mut from_snap = None;
+    for (i, b) in log.iter().enumerate() {
+        replica.apply(&Command::decode(b).unwrap());
+        if i == log.len() / 2 {
+            from_snap = Some((
+                i,
+                DataTree::decode_snapshot(&replica.encode_snapshot()).unwrap(),
+            ));
+        }
+    }
+    let (i, mut restored) = from_snap.unwrap();
+    for b in &log[i + 1..] {
+        restored.apply(&Command::decode(b).unwrap());
+    }
+    for t in [&replica, &restored] {
+        assert!(*t == live);
+        assert_eq!(t.digest(), live.digest());
+        assert_eq!(t.encode_snapshot(), live.encode_snapshot());
+    }
+}
+
+#[test]
+fn snapshot_rejects_damage() {
+    let mut t = DataTree::new();
+    for c in workload() {
+        t.apply(&c);
+    }
+    let good = t.encode_snapshot();
+    assert!(DataTree::decode_snapshot(&good).unwrap() == t);
+
+    // Phase 1: any flipped byte or cut is caught by the CRC (or the length check).
+    for i in [0, 5, good.len() / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[i] ^= 0x40;
+        assert!(matches!(
+            DataTree::decode_snapshot(&bad),
+            Err(SnapshotError::Checksum { .. })
+        ));
+    }
+    assert!(DataTree::decode_snapshot(&good[..good.len() - 1]).is_err());
+    assert!(matches!(
+        DataTree::decode_snapshot(&good[..3]),
+        Err(SnapshotError::Truncated(3))
+    ));
+
+    // Phase 2: with a valid CRC, a wrong stored digest, magic or version is still caught.
+    let reseal = |mut body: Vec<u8>| {
+        body.truncate(body.len() - 4);
+        let crc = crc32fast::hash(&body);
+        body.extend_from_slice(&crc.to_be_bytes());
+        body
+    };
+    let mut bad = good.clone();
+    let d = bad.len() - 5;
+    bad[d] ^= 1;
+    assert!(matches!(
+        DataTree::decode_snapshot(&reseal(bad)),
+        Err(SnapshotError::Digest { .. })
+    ));
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert!(matches!(
+        DataTree::decode_snapshot(&reseal(bad)),
+        Err(SnapshotError::BadMagic)
+    ));
+    let mut bad = good.clone();
+    bad[7] = 9;
+    assert!(matches!(
+        DataTree::decode_snapshot(&reseal(bad)),
+        Err(SnapshotError::UnknownVersion(9))
+    ));
+}
+
+// ---- property test against a reference model --------------------------------------------
+
+/// The model: persistent nodes only, path → (data, version).
+type Model = BTreeMap<String, (Vec<u8>, i32)>;
+
+#[derive(Debug, Clone)]
+enum MOp {
+    Create(String, Vec<u8>),
+    Delete(String, i32),
+    Set(String, Vec<u8>, i32),
+}
+
+fn parent(p: &str) -> String {
+    match p.rfind('/') {
+        Some(0) => "/".into(),
+        Some(i) => p[..i].into(),
+        None => unreachable!(),
+    }
+}
+
+fn model_apply(m: &mut Model, op: &MOp) -> Result<(), ErrorCode> {
+    match op {
+        MOp::Create(p, d) => {
+            if !m.contains_key(&parent(p)) {
+                return Err(ErrorCode::NoNode);
+            }
+            if m.contains_key(p) {
+                return Err(ErrorCode::NodeExists);
+            }
+            m.insert(p.clone(), (d.clone(), 0));
+        }
+        MOp::Delete(p, v) => {
+            let (_, ver) = m.get(p).ok_or(ErrorCode::NoNode)?;
+            if *v != -1 && v != ver {
+                return Err(ErrorCode::BadVersion);
+            }
+            if m.keys().any(|k| k != p && parent(k) == *p) {
+                return Err(ErrorCode::NotEmpty);
+            }
+            m.remove(p);
+        }
+        MOp::Set(p, d, v) => {
+            let (data, ver) = m.get_mut(p).ok_or(ErrorCode::NoNode)?;
+            if *v != -1 && v != ver {
+                return Err(ErrorCode::BadVersion);
+            }
+            *data = d.clone();
+            *ver += 1;
+        }
+    }
+    Ok(())
+}
+
+fn to_op(op: &MOp) -> Op {
+    match op {
+        MOp::Create(p, d) => create(p, d, CreateMode::Persistent),
+        MOp::Delete(p, v) => Op::Delete {
+            path: p.clone(),
+            version: *v,
+        },
+        MOp::Set(p, d, v) => Op::SetData {
+            path: p.clone(),
+            data: d.clone(),
+            version: *v,
+        },
+    }
+}
+
+fn arb_path() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "a-1", "c0"]), 1..4)
+        .prop_map(|parts| format!("/{}", parts.join("/")))
+}
+
+fn arb_mop() -> impl Strategy<Value = MOp> {
+    let data = prop::collection::vec(any::<u8>(), 0..4);
+    prop_oneof![
+        (arb_path(), data.clone()).prop_map(|(p, d)| MOp::Create(p, d)),
+        (arb_path(), -1..2i32).prop_map(|(p, v)| MOp::Delete(p, v)),
+        (arb_path(), data, -1..2i32).prop_map(|(p, d, v)| MOp::Set(p, d, v)),
+    ]
+}
+
+fn arb_step() -> impl Strategy<Value = Vec<MOp>> {
+    // One op alone, or several as a multi.
+    prop::collection::vec(arb_mop(), 1..4)
+}
+
+fn user_view(t: &DataTree) -> Model {
+    let mut out = Model::new();
+    let mut stack = vec!["/".to_owned()];
+    while let Some(p) = stack.pop() {
+        if !p.starts_with("/zookeeper") {
+            let (d, s) = t.get_data(&p).unwrap();
+            out.insert(p.clone(), (d.to_vec(), s.version));
+        }
+        for c in t.children(&p).unwrap() {
+            stack.push(if p == "/" {
+                format!("/{c}")
+            } else {
+                format!("{p}/{c}")
+            });
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn tree_matches_reference_model(steps in prop::collection::vec(arb_step(), 1..40)) {
+        let mut t = DataTree::new();
+        t.apply(&cmd(1, 0, session_op()));
+        let mut m = Model::new();
+        m.insert("/".into(), (vec![], 0));
+        for (i, step) in steps.iter().enumerate() {
+            let multi = step.len() > 1;
+            let op = if multi { Op::Multi(step.iter().map(to_op).collect()) } else { to_op(&step[0]) };
+            let applied = t.apply(&cmd(1, i as i64, op));
+            prop_assert_eq!(applied.zxid.0, i as i64 + 2);
+            // The model runs the ops on a copy and keeps it only if all succeed.
+            let mut scratch = m.clone();
+            let mut codes = Vec::new();
+            for op in step {
+                match model_apply(&mut scratch, op) {
+                    Ok(()) => codes.push(ErrorCode::Ok),
+                    Err(c) => { codes.push(c); break; }
+                }
+            }
+            let failed = codes.last() != Some(&ErrorCode::Ok);
+            if !failed {
+                m = scratch;
+            }
+            match (&applied.outcome, multi, failed) {
+                (Outcome::Error(c), false, true) => prop_assert_eq!(*c, codes[0]),
+                (Outcome::MultiFailed(got), true, true) => {
+                    prop_assert_eq!(&got[..codes.len()], &codes[..]);
+                    prop_assert!(got[codes.len()..].iter().all(|c| *c == ErrorCode::RuntimeInconsistency));
+                }
+                (Outcome::Multi(v), true, false) => prop_assert_eq!(v.len(), step.len()),
+                (Outcome::Created { .. } | Outcome::Done | Outcome::Stat(_), false, false) => {}
+                (o, _, _) => prop_assert!(false, "outcome {:?} vs model {:?}", o, codes),
+            }
+            // Every successful op here fires something; a failure fires nothing.
+            prop_assert_eq!(applied.triggers.is_empty(), failed);
+            prop_assert_eq!(user_view(&t), m.clone());
+            t.check_invariants();
+        }
+        let back = DataTree::decode_snapshot(&t.encode_snapshot()).unwrap();
+        prop_assert!(back == t);
+    }
+}
