@@ -707,3 +707,7 @@ fn fail_op(op: IoOp, e: io::Error) {
         IoOp::SaveCommitted(_) => {}
     }
 }
+
+#[cfg(test)]
+#[path = "log_store_test.rs"]
+mod tests;

@@ -366,7 +366,8 @@ impl RaftNode {
         }
     }
 
-    /// The node's Raft state now.
+    /// The node's Raft state, from openraft's metrics: published asynchronously, so it may
+    /// trail the state machine by a moment (e.g. `last_applied` just after `propose` returns).
     pub fn status(&self) -> NodeStatus {
         let m = self.raft.metrics().borrow_watched().clone();
         let stopped = self.shutting_down.load(Ordering::SeqCst) || m.running_state.is_err();

@@ -184,9 +184,16 @@ async fn read_index_is_a_barrier_on_the_leader() {
     let cfg = RaftConfig::standalone("/unused");
     let sm = ListSm::default();
     let node = start_mem(&cfg, &sm, &mem).await;
+    // The barrier succeeds on the leader, and what was committed before it is applied.
     let last = node.propose(payload(1)).await.unwrap();
     node.read_index().await.unwrap();
-    assert!(node.status().last_applied >= Some(last));
+    assert_eq!(sm.list().last().map(|(i, _)| *i), Some(last));
+    // Status is published asynchronously and catches up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while node.status().last_applied < Some(last) {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     node.shutdown().await;
     assert_eq!(node.read_index().await, Err(ProposeError::ShuttingDown));
 }
@@ -277,5 +284,58 @@ async fn concurrent_proposals_get_distinct_indexes_and_share_fsyncs() {
         fsyncs < entries / 2,
         "{fsyncs} fsyncs for {entries} entries"
     );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_proposals_survive_a_crash_and_eio_stops_the_node() {
+    use warren_storage::{Disk, FaultyDisk};
+    let disk = FaultyDisk::new(7);
+    let dyn_disk: Arc<dyn Disk> = Arc::new(disk.clone());
+    let data = std::path::Path::new("/data");
+    let cfg = RaftConfig::standalone(data);
+    let open = |d: &Arc<dyn Disk>| warren_raft::storage::open_on(d.clone(), data).unwrap();
+
+    // Twenty acknowledged proposals through the real stores.
+    let sm = ListSm::default();
+    let node = RaftNode::start_with(
+        cfg.clone(),
+        Box::new(sm.clone()),
+        open(&dyn_disk),
+        Arc::new(NoPeers),
+    )
+    .await
+    .unwrap();
+    for i in 0..20 {
+        node.propose(payload(i)).await.unwrap();
+    }
+    let acked = sm.list();
+
+    // The next disk operation fails: the proposal fails and the node stops.
+    disk.inject_eio(1);
+    let r = tokio::time::timeout(Duration::from_secs(10), node.propose(payload(20)))
+        .await
+        .expect("EIO must not hang a proposal");
+    assert!(matches!(r, Err(ProposeError::Fatal(_))), "{r:?}");
+    tokio::time::timeout(Duration::from_secs(10), node.stopped())
+        .await
+        .expect("the node stops");
+    node.shutdown().await;
+
+    // Power loss, torn writes included; what was acknowledged is still there, in order.
+    disk.crash_torn();
+    let sm2 = ListSm::default();
+    let node = RaftNode::start_with(
+        cfg.clone(),
+        Box::new(sm2.clone()),
+        open(&dyn_disk),
+        Arc::new(NoPeers),
+    )
+    .await
+    .unwrap();
+    let recovered = sm2.list();
+    assert!(recovered.len() <= acked.len() + 1);
+    assert_eq!(recovered[..acked.len()], acked[..]);
+    node.propose(payload(21)).await.unwrap();
     node.shutdown().await;
 }

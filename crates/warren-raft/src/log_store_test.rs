@@ -1,0 +1,127 @@
+//! The I/O thread on its own: group commit across separate `append` calls, completion only
+//! after the covering fsync, reads of unsynced entries, truncate and purge, reopen.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::storage::{IOFlushed, RaftLogReader, RaftLogStorage};
+use openraft::type_config::TypeConfigExt;
+
+use super::{IoCounters, LogStore};
+use crate::backend::{BackendResult, LogBackend, MemBackend};
+use crate::types::{Entry, EntryPayload, Payload, TypeConfig, log_id};
+
+/// A log whose fsync is slow and which publishes how far it has synced.
+struct SlowLog {
+    inner: Box<dyn LogBackend>,
+    last_written: u64,
+    synced_upto: Arc<AtomicU64>,
+}
+
+impl LogBackend for SlowLog {
+    fn append(&mut self, records: &[(u64, &[u8])]) -> BackendResult<()> {
+        self.last_written = records.last().map_or(self.last_written, |r| r.0);
+        self.inner.append(records)
+    }
+    fn sync(&mut self) -> BackendResult<()> {
+        std::thread::sleep(Duration::from_millis(5));
+        self.inner.sync()?;
+        self.synced_upto.store(self.last_written, Ordering::SeqCst);
+        Ok(())
+    }
+    fn read(&self, range: Range<u64>) -> BackendResult<Vec<(u64, Vec<u8>)>> {
+        self.inner.read(range)
+    }
+    fn truncate_from(&mut self, index: u64) -> BackendResult<()> {
+        self.inner.truncate_from(index)
+    }
+    fn purge_to(&mut self, index: u64) -> BackendResult<()> {
+        self.inner.purge_to(index)
+    }
+    fn first_index(&self) -> Option<u64> {
+        self.inner.first_index()
+    }
+    fn last_index(&self) -> Option<u64> {
+        self.inner.last_index()
+    }
+}
+
+fn entry(index: u64) -> Entry {
+    Entry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(Payload(Bytes::from(format!("e{index}")))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_complete_only_after_their_fsync_and_share_it() {
+    let mem = MemBackend::new();
+    let synced_upto = Arc::new(AtomicU64::new(0));
+    let b = mem.backends();
+    let log = SlowLog {
+        inner: b.log,
+        last_written: 0,
+        synced_upto: synced_upto.clone(),
+    };
+    let counters = Arc::new(IoCounters::default());
+    let (mut store, io) = LogStore::open(Box::new(log), b.meta, counters.clone()).unwrap();
+
+    // 200 separate appends, one entry each, issued without waiting for the disk.
+    let n = 200u64;
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let mut waits = Vec::new();
+    for i in 1..=n {
+        let (tx, rx) = TypeConfig::oneshot();
+        store
+            .append([entry(i)], IOFlushed::signal(tx))
+            .await
+            .unwrap();
+        // Readable at once, before any fsync.
+        assert_eq!(
+            store.try_get_log_entries(i..i + 1).await.unwrap(),
+            vec![entry(i)]
+        );
+        let synced = synced_upto.clone();
+        let violations = violations.clone();
+        waits.push(tokio::spawn(async move {
+            rx.await.unwrap().unwrap();
+            // Told durable: the fsync covering it must already have returned.
+            if synced.load(Ordering::SeqCst) < i {
+                violations.lock().unwrap().push(i);
+            }
+        }));
+    }
+    for w in waits {
+        w.await.unwrap();
+    }
+    assert!(
+        violations.lock().unwrap().is_empty(),
+        "{:?}",
+        violations.lock().unwrap()
+    );
+    let fsyncs = counters.fsyncs.load(Ordering::SeqCst);
+    assert!(fsyncs < n / 2, "{fsyncs} fsyncs for {n} appends");
+
+    // Truncate and purge go through the same queue, in order.
+    store.truncate_after(Some(log_id(1, 150))).await.unwrap();
+    store.purge(log_id(1, 10)).await.unwrap();
+    let all = store.try_get_log_entries(0..1000).await.unwrap();
+    assert_eq!(all.first().map(|e| e.log_id.index), Some(11));
+    assert_eq!(all.last().map(|e| e.log_id.index), Some(150));
+    io.stop().await.unwrap();
+    drop(store);
+
+    // Reopen: the same log, the purge point remembered.
+    let b = mem.backends();
+    let (mut store, io) = LogStore::open(b.log, b.meta, Arc::new(IoCounters::default())).unwrap();
+    let st = store.get_log_state().await.unwrap();
+    assert_eq!(st.last_purged_log_id, Some(log_id(1, 10)));
+    assert_eq!(st.last_log_id, Some(log_id(1, 150)));
+    let all = store.try_get_log_entries(0..1000).await.unwrap();
+    assert_eq!(all.len(), 140);
+    assert_eq!(all[0], entry(11));
+    io.stop().await.unwrap();
+}
