@@ -3,7 +3,7 @@
 //! A standalone server is a one-voter ensemble and never sends an RPC, so the only transport
 //! today is [`NoPeers`], which reports every peer unreachable. The ensemble issue adds a TCP
 //! transport (length-prefixed frames, bounded, with timeouts) and the RPC codec for
-//! append-entries, vote and snapshot; [`PeerClient`] is where both plug in, and nothing else
+//! append-entries, vote and snapshot; `PeerClient` is where both plug in, and nothing else
 //! in the crate changes.
 
 use std::future::Future;
