@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError};
+use openraft::impls::ProgressResponder;
 use openraft::{Raft, ReadPolicy, ServerState, SnapshotPolicy};
 
 use crate::backend::Backends;
@@ -345,6 +346,46 @@ impl RaftNode {
         }
     }
 
+    /// Enqueues `payload` for replication and returns a future of its outcome (its log index
+    /// once committed and applied here).
+    ///
+    /// The enqueue is done when this returns, so calls made one after another from one task
+    /// enter the log in call order even while their outcomes are awaited concurrently. That
+    /// lets the server keep many writes in flight and still apply each session's writes in
+    /// the order the session sent them.
+    pub async fn submit(
+        &self,
+        payload: Vec<u8>,
+    ) -> Result<impl Future<Output = Result<u64, ProposeError>> + Send + 'static, ProposeError>
+    {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ProposeError::ShuttingDown);
+        }
+        let (responder, rx) = ProgressResponder::<TypeConfig, _>::complete_only();
+        self.raft
+            .client_write_ff(Payload(Bytes::from(payload)), Some(responder))
+            .await
+            .map_err(|f| self.fatal(f))?;
+        Ok(async move {
+            match rx.await {
+                Ok(Ok(resp)) => Ok(resp.log_id.index),
+                Ok(Err(ClientWriteError::ForwardToLeader(f))) => Err(ProposeError::NotLeader {
+                    leader: leader_hint(&f),
+                }),
+                Ok(Err(ClientWriteError::LogEntryDiscarded(f))) => {
+                    Err(ProposeError::Indeterminate {
+                        leader: leader_hint(&f),
+                    })
+                }
+                Ok(Err(other)) => Err(ProposeError::Fatal(format!(
+                    "unexpected write error: {other}"
+                ))),
+                // The core dropped the responder: it stopped.
+                Err(_) => Err(ProposeError::ShuttingDown),
+            }
+        })
+    }
+
     /// A linearizable read barrier (ZooKeeper's `sync`, done right): returns once this node
     /// has confirmed its leadership with a quorum and applied everything committed before the
     /// call. Only the leader can serve it today; followers get `NotLeader`.
@@ -460,4 +501,16 @@ impl RaftNode {
         let cause = self.io.failure().unwrap_or_else(|| f.to_string());
         ProposeError::Fatal(cause)
     }
+}
+
+/// The leader named by a forward, as far as the forward itself knows.
+fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<(u64, String)> {
+    let id = f.leader_id?;
+    Some((
+        id,
+        f.leader_node
+            .as_ref()
+            .map(|n| n.addr.clone())
+            .unwrap_or_default(),
+    ))
 }

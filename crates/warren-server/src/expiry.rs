@@ -24,7 +24,11 @@ pub struct ExpiryQueue {
 impl ExpiryQueue {
     /// An empty queue with buckets `tick_ms` wide.
     pub fn new(tick_ms: u64) -> Self {
-        ExpiryQueue { tick_ms: tick_ms.max(1), deadline: HashMap::new(), buckets: BTreeMap::new() }
+        ExpiryQueue {
+            tick_ms: tick_ms.max(1),
+            deadline: HashMap::new(),
+            buckets: BTreeMap::new(),
+        }
     }
 
     fn round_up(&self, t: u64) -> u64 {
@@ -71,7 +75,9 @@ impl ExpiryQueue {
     pub fn expired(&mut self, now_ms: u64, max: usize) -> Vec<SessionId> {
         let mut out = Vec::new();
         while out.len() < max {
-            let Some(mut first) = self.buckets.first_entry() else { break };
+            let Some(mut first) = self.buckets.first_entry() else {
+                break;
+            };
             if *first.key() > now_ms {
                 break;
             }
@@ -121,7 +127,11 @@ mod tests {
         // B pings at 200, moving it to the bucket at 500.
         q.touch(B, 250, 200);
         assert_eq!(q.expired(300, 10), vec![A]);
-        assert_eq!(q.expired(499, 10), vec![A], "still tracked, due again one tick later");
+        assert_eq!(
+            q.expired(499, 10),
+            vec![A],
+            "still tracked, due again one tick later"
+        );
         q.remove(A);
         assert_eq!(q.expired(500, 10), vec![B]);
     }

@@ -64,18 +64,31 @@ struct Manager {
 
 impl Manager {
     fn add(&mut self, session: SessionId, path: &str, mode: WatchMode) -> bool {
-        let bits = self.by_path.entry(path.to_owned()).or_default().entry(session).or_insert(0);
+        let bits = self
+            .by_path
+            .entry(path.to_owned())
+            .or_default()
+            .entry(session)
+            .or_insert(0);
         let added = *bits & mode.bit() == 0;
         if added && mode == WatchMode::PersistentRecursive {
             self.recursive += 1;
         }
         *bits |= mode.bit();
-        self.by_session.entry(session).or_default().insert(path.to_owned());
+        self.by_session
+            .entry(session)
+            .or_default()
+            .insert(path.to_owned());
         added
     }
 
     fn contains(&self, session: SessionId, path: &str, mode: Option<WatchMode>) -> bool {
-        let bits = self.by_path.get(path).and_then(|w| w.get(&session)).copied().unwrap_or(0);
+        let bits = self
+            .by_path
+            .get(path)
+            .and_then(|w| w.get(&session))
+            .copied()
+            .unwrap_or(0);
         match mode {
             Some(m) => bits & m.bit() != 0,
             None => bits != 0,
@@ -84,8 +97,12 @@ impl Manager {
 
     /// Removes `mode` (or every mode) of `session` on `path`; true if something was removed.
     fn remove(&mut self, session: SessionId, path: &str, mode: Option<WatchMode>) -> bool {
-        let Some(watchers) = self.by_path.get_mut(path) else { return false };
-        let Some(bits) = watchers.get_mut(&session) else { return false };
+        let Some(watchers) = self.by_path.get_mut(path) else {
+            return false;
+        };
+        let Some(bits) = watchers.get_mut(&session) else {
+            return false;
+        };
         let clear = mode.map_or(0xff, WatchMode::bit);
         if *bits & clear == 0 {
             return false;
@@ -112,10 +129,10 @@ impl Manager {
     fn remove_session(&mut self, session: SessionId) {
         for path in self.by_session.remove(&session).unwrap_or_default() {
             if let Some(watchers) = self.by_path.get_mut(&path) {
-                if let Some(bits) = watchers.remove(&session) {
-                    if bits & WatchMode::PersistentRecursive.bit() != 0 {
-                        self.recursive -= 1;
-                    }
+                if let Some(bits) = watchers.remove(&session)
+                    && bits & WatchMode::PersistentRecursive.bit() != 0
+                {
+                    self.recursive -= 1;
                 }
                 if watchers.is_empty() {
                     self.by_path.remove(&path);
@@ -155,7 +172,9 @@ impl Manager {
             return;
         }
         for ancestor in ancestors(path) {
-            let Some(watchers) = self.by_path.get(ancestor) else { continue };
+            let Some(watchers) = self.by_path.get(ancestor) else {
+                continue;
+            };
             for (session, bits) in watchers {
                 if bits & WatchMode::PersistentRecursive.bit() != 0 && !out.contains(session) {
                     out.push(*session);
@@ -297,7 +316,9 @@ impl WatchRegistry {
         let mut map: HashMap<SessionId, HashSet<&str>> = HashMap::new();
         for m in [&self.data, &self.child] {
             for (s, paths) in &m.by_session {
-                map.entry(*s).or_default().extend(paths.iter().map(String::as_str));
+                map.entry(*s)
+                    .or_default()
+                    .extend(paths.iter().map(String::as_str));
             }
         }
         let mut out: Vec<_> = map
@@ -403,7 +424,11 @@ mod tests {
         assert_eq!(r.fire("/p/c/d", NodeCreated), vec![A]);
         assert_eq!(r.fire("/p", NodeDataChanged), vec![A]);
         assert_eq!(r.fire("/p", NodeChildrenChanged), vec![]);
-        assert_eq!(r.fire("/pq", NodeCreated), vec![], "a sibling with a common prefix");
+        assert_eq!(
+            r.fire("/pq", NodeCreated),
+            vec![],
+            "a sibling with a common prefix"
+        );
         r.add_persistent(B, "/", true);
         assert_eq!(r.fire("/x", NodeDeleted), vec![B]);
     }
@@ -446,7 +471,10 @@ mod tests {
 
     #[test]
     fn ancestors_walk_to_the_root() {
-        assert_eq!(ancestors("/a/b/c").collect::<Vec<_>>(), vec!["/a/b", "/a", "/"]);
+        assert_eq!(
+            ancestors("/a/b/c").collect::<Vec<_>>(),
+            vec!["/a/b", "/a", "/"]
+        );
         assert_eq!(ancestors("/").count(), 0);
     }
 }

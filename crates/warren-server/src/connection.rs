@@ -1,0 +1,316 @@
+//! One client connection: the handshake, the request loop, and the writer task.
+//!
+//! Twin of ZooKeeper's `NIOServerCnxn`/`NettyServerCnxn` plus the connect half of
+//! `ZooKeeperServer.processConnectRequest`. The first four bytes of a connection are either a
+//! four-letter word (answered and closed) or the length of a `ConnectRequest`. After the
+//! handshake every frame is a `RequestHeader` and a body; see [`crate::requests`] for what each
+//! request does. A malformed frame, an oversized length, or a body that does not decode
+//! closes this connection only.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tracing::{debug, info};
+use warren_proto::frame::{FrameError, LEN_BYTES, check_frame_len, decode_len, four_letter_word};
+use warren_proto::records::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader};
+use warren_proto::request::{Request, decode_request};
+use warren_proto::response::{encode_connect_response, encode_error, encode_reply_header};
+use warren_proto::{DecodeError, ErrorCode, Id, OpCode, Record, SessionId, Xid, Zxid};
+use warren_tree::Op;
+
+use crate::auth::{AuthOutcome, authenticate};
+use crate::conn::{Conn, OutMsg, OutboxReader, Pending, WriteKind, outbox};
+use crate::core::proposal_failed;
+use crate::requests::{Action, Caller, RequestRules, plan};
+use crate::server::ServerCtx;
+
+/// Why a connection was closed by the server.
+#[derive(Debug, Error)]
+pub enum ConnError {
+    /// The socket failed or the peer went away.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A length prefix out of bounds ("Len error" in ZooKeeper).
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
+    /// A record that does not decode.
+    #[error("decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// The client has seen a newer zxid than this server has applied.
+    #[error("client has seen zxid {client:#x}, this server only {ours:#x}")]
+    ZxidAhead {
+        /// The client's last zxid.
+        client: i64,
+        /// This server's.
+        ours: i64,
+    },
+    /// The handshake did not arrive in time.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// Authentication failed (ZooKeeper closes after AuthFailed).
+    #[error("authentication failed")]
+    AuthFailed,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve<S>(ctx: Arc<ServerCtx>, stream: S, peer: std::net::SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let limits = &ctx.cfg.limits;
+    let (tx, rx) = outbox(limits.outbox_bytes_max as usize);
+    let registered =
+        ctx.shared
+            .conns
+            .lock()
+            .register(peer, tx.clone(), limits.connections_per_ip_max as usize);
+    let Some(conn) = registered else {
+        info!(%peer, max = limits.connections_per_ip_max, "too many connections from this address");
+        return;
+    };
+    let (reader, writer) = tokio::io::split(stream);
+    let writer_task = tokio::spawn(write_loop(writer, rx));
+    let result = read_loop(&ctx, &conn, reader).await;
+    match &result {
+        Ok(()) => debug!(%peer, conn = conn.id, "connection closed"),
+        Err(e) => debug!(%peer, conn = conn.id, error = %e, "connection closed"),
+    }
+    conn.outbox.close();
+    ctx.shared.conns.lock().unregister(&conn);
+    let _ = writer_task.await;
+}
+
+/// Sends queued frames, batching whatever is queued into one write.
+async fn write_loop<W>(writer: W, mut rx: OutboxReader) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut w = BufWriter::with_capacity(64 * 1024, writer);
+    while let Some(msg) = rx.recv().await {
+        let mut next = Some(msg);
+        while let Some(m) = next {
+            match m {
+                OutMsg::Frame(f) => w.write_all(&f).await?,
+                OutMsg::Close => {
+                    w.flush().await?;
+                    return w.shutdown().await;
+                }
+            }
+            next = rx.try_recv();
+        }
+        w.flush().await?;
+    }
+    Ok(())
+}
+
+async fn read_len<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<usize, ConnError> {
+    let mut len = [0u8; LEN_BYTES];
+    r.read_exact(&mut len).await?;
+    Ok(check_frame_len(decode_len(len), max)?)
+}
+
+async fn read_body<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> Result<Vec<u8>, ConnError> {
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+async fn read_loop<R>(ctx: &Arc<ServerCtx>, conn: &Arc<Conn>, mut r: R) -> Result<(), ConnError>
+where
+    R: AsyncRead + Unpin,
+{
+    let max = ctx.cfg.limits.packet_bytes_max as usize;
+    let handshake = std::time::Duration::from_millis(ctx.cfg.limits.handshake_timeout_ms.into());
+    let mut first = [0u8; LEN_BYTES];
+    tokio::time::timeout(handshake, r.read_exact(&mut first))
+        .await
+        .map_err(|_| ConnError::HandshakeTimeout)??;
+    if let Some(word) = four_letter_word(first) {
+        let text = ctx.four_letter_word(word.as_str());
+        conn.outbox.send(text.into_bytes());
+        return Ok(());
+    }
+    let len = check_frame_len(decode_len(first), max)?;
+    let body = tokio::time::timeout(handshake, read_body(&mut r, len))
+        .await
+        .map_err(|_| ConnError::HandshakeTimeout)??;
+    let req = ConnectRequest::decode(&mut warren_proto::Reader::new(&body))?;
+    let Some(mut session) = connect(ctx, conn, &req)? else {
+        return Ok(());
+    };
+    let mut auth: Vec<Id> = vec![Id::new("ip", conn.peer.ip().to_string())];
+    loop {
+        let len = read_len(&mut r, max).await?;
+        let body = read_body(&mut r, len).await?;
+        ctx.stats.packet_received();
+        let mut rd = warren_proto::Reader::new(&body);
+        let header = RequestHeader::decode(&mut rd)?;
+        let rest = &body[rd.position()..];
+        ctx.touch(session);
+        let request = match decode_request(&header, rest) {
+            Ok(req) => req,
+            // ZooKeeper closes on an auth body that does not parse and answers
+            // MarshallingError to any other.
+            Err(e) if header.op == OpCode::Auth.code() => return Err(e.into()),
+            Err(e) => {
+                debug!(conn = conn.id, error = %e, "request body does not decode");
+                let zxid = ctx.shared.tree.read().last_zxid();
+                answer(
+                    ctx,
+                    conn,
+                    encode_error(header.xid, zxid, ErrorCode::MarshallingError),
+                    false,
+                );
+                continue;
+            }
+        };
+        match request {
+            Request::Auth(p) => {
+                match authenticate(&p.scheme, &p.auth, ctx.cfg.super_digest.as_deref()) {
+                    AuthOutcome::Added(ids) => {
+                        for id in ids {
+                            if !auth.contains(&id) {
+                                auth.push(id);
+                            }
+                        }
+                        let ok = ReplyHeader::new(Xid::AUTH, Zxid(0), ErrorCode::Ok);
+                        conn.outbox.send(encode_reply_header(&ok));
+                    }
+                    AuthOutcome::Failed => {
+                        conn.outbox
+                            .send(encode_error(Xid::AUTH, Zxid(0), ErrorCode::AuthFailed));
+                        return Err(ConnError::AuthFailed);
+                    }
+                }
+            }
+            request => {
+                let caller = Caller {
+                    session,
+                    auth: auth.clone().into(),
+                };
+                dispatch(ctx, conn, header.xid, request, &caller);
+            }
+        }
+        if conn.outbox.is_closed() {
+            return Ok(());
+        }
+        session = conn.session();
+    }
+}
+
+/// Queues an immediate answer in FIFO order.
+fn answer(ctx: &ServerCtx, conn: &Conn, frame: Vec<u8>, close: bool) {
+    ctx.shared
+        .finish(conn, |st| st.push_ready(vec![frame], close));
+}
+
+/// Routes one request: reads run (or queue), writes are proposed, barriers wait.
+fn dispatch(ctx: &Arc<ServerCtx>, conn: &Arc<Conn>, xid: Xid, req: Request, caller: &Caller) {
+    let rules = RequestRules {
+        extended_types: ctx.cfg.extended_types_enabled,
+    };
+    let zxid = ctx.shared.tree.read().last_zxid();
+    match plan(xid, zxid, req, caller, rules) {
+        Action::Read(run) => {
+            ctx.shared
+                .finish(conn, |st| st.queue.push_back(Pending::Read(run)));
+        }
+        Action::Answer(frame, close) => answer(ctx, conn, frame, close),
+        Action::Write(op, kind) => {
+            conn.state.lock().push_write(xid, kind);
+            ctx.propose(conn.clone(), xid, caller.session, caller.auth.to_vec(), op);
+        }
+        Action::Barrier(frame) => {
+            let token = conn.state.lock().push_waiting();
+            let ctx = ctx.clone();
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let result = ctx.raft.read_index().await;
+                ctx.shared.finish(&conn, |st| match result {
+                    Ok(()) => st.finish(token, vec![frame], false),
+                    Err(_) => {
+                        let err = encode_error(xid, zxid, ErrorCode::ConnectionLoss);
+                        st.finish(token, vec![err], true)
+                    }
+                });
+            });
+        }
+    }
+}
+
+/// The handshake. Returns the session, or `None` when the connection closes after an answer.
+fn connect(
+    ctx: &Arc<ServerCtx>,
+    conn: &Arc<Conn>,
+    req: &ConnectRequest,
+) -> Result<Option<SessionId>, ConnError> {
+    let ours = ctx.shared.tree.read().last_zxid();
+    if req.last_zxid_seen > ours {
+        // ZooKeeper: "Refusing session request for client as it has seen zxid ... client
+        // must try another server". No answer; the client moves on.
+        return Err(ConnError::ZxidAhead {
+            client: req.last_zxid_seen.0,
+            ours: ours.0,
+        });
+    }
+    let read_only_byte = req.read_only.is_some();
+    let timeout_ms = ctx.cfg.limits.negotiate_session_timeout_ms(req.timeout_ms);
+    if req.session_id.0 == 0 {
+        let session = ctx.new_session_id();
+        let password = ctx.new_password();
+        *conn.session.lock() = session;
+        conn.state.lock().push_write(
+            CONNECT_XID,
+            WriteKind::Connect {
+                timeout_ms,
+                read_only_byte,
+            },
+        );
+        let op = Op::CreateSession {
+            timeout_ms,
+            password,
+        };
+        ctx.propose(conn.clone(), CONNECT_XID, session, Vec::new(), op);
+        return Ok(Some(session));
+    }
+    let known = ctx
+        .shared
+        .tree
+        .read()
+        .session(req.session_id)
+        .map(|s| s.password);
+    let valid = known.is_some_and(|p| p.as_slice() == req.passwd.as_slice());
+    let resp = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms: if valid { timeout_ms } else { 0 },
+        session_id: if valid { req.session_id } else { SessionId(0) },
+        passwd: if valid {
+            req.passwd.clone()
+        } else {
+            vec![0; 16]
+        },
+        read_only: read_only_byte.then_some(false),
+    };
+    answer(ctx, conn, encode_connect_response(&resp), !valid);
+    if !valid {
+        return Ok(None);
+    }
+    if let Some(old) = ctx.shared.conns.lock().attach(req.session_id, conn) {
+        old.outbox.close();
+    }
+    ctx.touch(req.session_id);
+    Ok(Some(req.session_id))
+}
+
+/// The xid under which a new session's handshake waits in the queue (negative xids are the
+/// server's; clients never send this one).
+const CONNECT_XID: Xid = Xid(-10);
+
+/// A failed proposal's answer goes out in FIFO order.
+pub fn fail_write(ctx: &ServerCtx, conn: &Conn, xid: Xid, code: ErrorCode) {
+    let zxid = ctx.shared.tree.read().last_zxid();
+    ctx.shared.finish(conn, |st| {
+        st.write_applied(xid, |kind| proposal_failed(xid, zxid, kind, code));
+    });
+}

@@ -1,0 +1,489 @@
+//! What each client request does: reads run against the tree where the connection is, writes
+//! become a [`warren_tree::Op`] for the log, and applied outcomes become reply frames.
+//!
+//! Twin of ZooKeeper's `FinalRequestProcessor` (reads and replies) and the request-to-txn
+//! half of `PrepRequestProcessor`. ACLs, versions and sequence numbers are decided by the tree
+//! at apply ("log the intent, decide at apply"); only checks that depend on this server's
+//! configuration (TTL nodes disabled) are made here, before the log.
+
+use std::sync::Arc;
+
+use warren_proto::records::{
+    ClientInfo, Create2Response, CreateResponse, ErrorResponse, ExistsResponse, GetAclResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
+    GetEphemeralsResponse, ReplyHeader, SetAclResponse, SetDataResponse, SyncResponse,
+    WatcherEvent, WhoAmIResponse,
+};
+use warren_proto::request::{MultiOp, ReadOp, Request};
+use warren_proto::response::{
+    MultiResponse, OpResult, encode_error, encode_notification, encode_reply, encode_reply_header,
+};
+use warren_proto::{
+    Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, OpCode, SessionId, Xid,
+    Zxid, perms,
+};
+use warren_tree::{DataTree, Op, Outcome};
+
+use crate::conn::{ReadCtx, ReadFn, WriteKind};
+use crate::watch::WatchSet;
+
+/// Who is asking: the session and its identities at the time of the request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The session.
+    pub session: SessionId,
+    /// Identities (`ip:`, `digest:`, `super:`).
+    pub auth: Arc<[Id]>,
+}
+
+/// What the connection does with a request.
+pub enum Action {
+    /// Run against the tree in FIFO order.
+    Read(ReadFn),
+    /// Propose to the log; the answer comes from apply.
+    Write(Op, WriteKind),
+    /// A linearizable barrier, then this answer (sync).
+    Barrier(Vec<u8>),
+    /// Answer at once, in FIFO order, optionally closing the connection.
+    Answer(Vec<u8>, bool),
+}
+
+/// Server settings that change how requests are handled.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRules {
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes allowed.
+    pub extended_types: bool,
+}
+
+/// Decides what to do with a decoded request (not auth, ping or connect, which the
+/// connection handles itself).
+///
+/// `zxid` is the last applied zxid, for answers given before the log.
+pub fn plan(xid: Xid, zxid: Zxid, req: Request, caller: &Caller, rules: RequestRules) -> Action {
+    match write_op(&req, rules) {
+        Some(Ok(op)) => {
+            let multi = match &req {
+                Request::Multi(ops) => ops.iter().map(multi_op_code).collect(),
+                _ => Vec::new(),
+            };
+            return Action::Write(
+                op,
+                WriteKind::Request {
+                    op: req.op(),
+                    multi,
+                },
+            );
+        }
+        Some(Err(code)) => return Action::Answer(encode_error(xid, zxid, code), false),
+        None => {}
+    }
+    match req {
+        Request::Sync(r) => Action::Barrier(reply(xid, zxid, &SyncResponse { path: r.path })),
+        Request::Check(_) | Request::Sasl(_) => {
+            Action::Answer(encode_error(xid, zxid, ErrorCode::Unimplemented), false)
+        }
+        Request::Reconfig(_) => {
+            Action::Answer(encode_error(xid, zxid, ErrorCode::ReconfigDisabled), false)
+        }
+        // ZooKeeper's UnimplementedRequestProcessor: zxid -1, then the connection closes.
+        Request::Unknown(_) => {
+            Action::Answer(encode_error(xid, Zxid(-1), ErrorCode::Unimplemented), true)
+        }
+        read => {
+            let caller = caller.clone();
+            Action::Read(Box::new(move |ctx: &mut ReadCtx<'_>| {
+                let zxid = ctx.tree.last_zxid();
+                let frame = run_read(xid, zxid, read, &caller, ctx)
+                    .unwrap_or_else(|code| encode_error(xid, zxid, code));
+                ctx.outbox.send(frame);
+            }))
+        }
+    }
+}
+
+fn reply<R: warren_proto::Record>(xid: Xid, zxid: Zxid, body: &R) -> Vec<u8> {
+    encode_reply(&ReplyHeader::new(xid, zxid, ErrorCode::Ok), Some(body))
+}
+
+fn multi_op_code(op: &MultiOp) -> i32 {
+    let code = match op {
+        MultiOp::Create(_) => OpCode::Create,
+        MultiOp::Create2(_) => OpCode::Create2,
+        MultiOp::CreateContainer(_) => OpCode::CreateContainer,
+        MultiOp::CreateTtl(_) => OpCode::CreateTtl,
+        MultiOp::Delete(_) => OpCode::Delete,
+        MultiOp::SetData(_) => OpCode::SetData,
+        MultiOp::Check(_) => OpCode::Check,
+    };
+    code.code()
+}
+
+/// The log op of a write request; `None` for reads; an error code for a write this server
+/// refuses before the log.
+fn write_op(req: &Request, rules: RequestRules) -> Option<Result<Op, ErrorCode>> {
+    let op = match req {
+        Request::Create(r) | Request::Create2(r) => {
+            create(&r.path, &r.data, &r.acl, r.flags, -1, rules)
+        }
+        Request::CreateContainer(r) => {
+            if r.flags != CreateMode::Container.code() {
+                return Some(Err(ErrorCode::BadArguments));
+            }
+            create(&r.path, &r.data, &r.acl, r.flags, -1, rules)
+        }
+        Request::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, rules),
+        Request::Delete(r) => Ok(Op::Delete {
+            path: r.path.clone(),
+            version: r.version,
+        }),
+        Request::SetData(r) => Ok(Op::SetData {
+            path: r.path.clone(),
+            data: r.data.clone(),
+            version: r.version,
+        }),
+        Request::SetAcl(r) => Ok(Op::SetAcl {
+            path: r.path.clone(),
+            acl: r.acl.clone(),
+            version: r.version,
+        }),
+        Request::CloseSession => Ok(Op::CloseSession),
+        Request::Multi(ops) => ops
+            .iter()
+            .map(|o| multi_op(o, rules))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Op::Multi),
+        _ => return None,
+    };
+    Some(op)
+}
+
+fn multi_op(op: &MultiOp, rules: RequestRules) -> Result<Op, ErrorCode> {
+    match op {
+        MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
+            create(&r.path, &r.data, &r.acl, r.flags, -1, rules)
+        }
+        MultiOp::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, rules),
+        MultiOp::Delete(r) => Ok(Op::Delete {
+            path: r.path.clone(),
+            version: r.version,
+        }),
+        MultiOp::SetData(r) => Ok(Op::SetData {
+            path: r.path.clone(),
+            data: r.data.clone(),
+            version: r.version,
+        }),
+        MultiOp::Check(r) => Ok(Op::Check {
+            path: r.path.clone(),
+            version: r.version,
+        }),
+    }
+}
+
+fn create(
+    path: &str,
+    data: &[u8],
+    acl: &[Acl],
+    flags: i32,
+    ttl_ms: i64,
+    rules: RequestRules,
+) -> Result<Op, ErrorCode> {
+    let mode = CreateMode::from_code(flags).ok_or(ErrorCode::BadArguments)?;
+    if mode.is_ttl() && !rules.extended_types {
+        return Err(ErrorCode::Unimplemented);
+    }
+    Ok(Op::Create {
+        path: path.to_owned(),
+        data: data.to_vec(),
+        acl: acl.to_vec(),
+        mode,
+        ttl_ms,
+    })
+}
+
+/// Runs a read; `Err` is answered as an error reply.
+fn run_read(
+    xid: Xid,
+    zxid: Zxid,
+    req: Request,
+    caller: &Caller,
+    ctx: &mut ReadCtx<'_>,
+) -> Result<Vec<u8>, ErrorCode> {
+    let tree = ctx.tree;
+    let s = caller.session;
+    Ok(match req {
+        Request::Exists(r) => {
+            if tree.stat(&r.path).is_some() {
+                check(tree, &r.path, perms::READ, caller)?;
+            }
+            if r.watch {
+                ctx.watches.add_standard(s, &r.path, WatchSet::Data);
+            }
+            let stat = tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+            reply(xid, zxid, &ExistsResponse { stat })
+        }
+        Request::GetData(r) => {
+            let (data, stat) = readable(tree, &r.path, caller, DataTree::get_data)?;
+            if r.watch {
+                ctx.watches.add_standard(s, &r.path, WatchSet::Data);
+            }
+            reply(
+                xid,
+                zxid,
+                &GetDataResponse {
+                    data: data.to_vec(),
+                    stat,
+                },
+            )
+        }
+        Request::GetChildren(r) => {
+            let children = readable(tree, &r.path, caller, DataTree::children)?;
+            if r.watch {
+                ctx.watches.add_standard(s, &r.path, WatchSet::Child);
+            }
+            reply(xid, zxid, &GetChildrenResponse { children })
+        }
+        Request::GetChildren2(r) => {
+            let (children, stat) = readable(tree, &r.path, caller, DataTree::children_with_stat)?;
+            if r.watch {
+                ctx.watches.add_standard(s, &r.path, WatchSet::Child);
+            }
+            reply(xid, zxid, &GetChildren2Response { children, stat })
+        }
+        Request::GetAcl(r) => {
+            let (acl, stat) = tree.acl(&r.path).ok_or(ErrorCode::NoNode)?;
+            check(tree, &r.path, perms::READ | perms::ADMIN, caller)?;
+            let acl = if check(tree, &r.path, perms::ADMIN, caller).is_ok() {
+                acl.to_vec()
+            } else {
+                mask_digests(acl)
+            };
+            reply(xid, zxid, &GetAclResponse { acl, stat })
+        }
+        Request::GetAllChildrenNumber(r) => {
+            let total_number = readable(tree, &r.path, caller, DataTree::all_children_number)?;
+            reply(xid, zxid, &GetAllChildrenNumberResponse { total_number })
+        }
+        Request::GetEphemerals(r) => {
+            let ephemerals = tree.ephemerals(s, &r.prefix_path);
+            reply(xid, zxid, &GetEphemeralsResponse { ephemerals })
+        }
+        Request::MultiRead(ops) => {
+            let results = ops
+                .into_iter()
+                .map(|op| read_op(tree, op, caller))
+                .collect();
+            reply(xid, zxid, &MultiResponse { results })
+        }
+        Request::AddWatch(r) => {
+            ctx.watches
+                .add_persistent(s, &r.path, r.mode == AddWatchMode::PersistentRecursive);
+            reply(xid, zxid, &ErrorResponse { err: 0 })
+        }
+        Request::CheckWatches(r) => {
+            if !ctx.watches.contains(s, &r.path, r.kind) {
+                return Err(ErrorCode::NoWatcher);
+            }
+            encode_reply_header(&ReplyHeader::new(xid, zxid, ErrorCode::Ok))
+        }
+        Request::RemoveWatches(r) => {
+            if !ctx.watches.remove(s, &r.path, r.kind) {
+                return Err(ErrorCode::NoWatcher);
+            }
+            encode_reply_header(&ReplyHeader::new(xid, zxid, ErrorCode::Ok))
+        }
+        Request::SetWatches(r) => {
+            let w = Rewatch {
+                relative_zxid: r.relative_zxid,
+                data: &r.data_watches,
+                exist: &r.exist_watches,
+                child: &r.child_watches,
+                persistent: &[],
+                recursive: &[],
+            };
+            set_watches(w, s, ctx);
+            encode_reply_header(&ReplyHeader::new(xid, zxid, ErrorCode::Ok))
+        }
+        Request::SetWatches2(r) => {
+            let w = Rewatch {
+                relative_zxid: r.relative_zxid,
+                data: &r.data_watches,
+                exist: &r.exist_watches,
+                child: &r.child_watches,
+                persistent: &r.persistent_watches,
+                recursive: &r.persistent_recursive_watches,
+            };
+            set_watches(w, s, ctx);
+            encode_reply_header(&ReplyHeader::new(xid, zxid, ErrorCode::Ok))
+        }
+        Request::WhoAmI => {
+            let client_info = caller.auth.iter().filter_map(client_info).collect();
+            reply(xid, zxid, &WhoAmIResponse { client_info })
+        }
+        Request::Ping => encode_reply_header(&ReplyHeader::new(Xid::PING, zxid, ErrorCode::Ok)),
+        other => unreachable!("plan() routes {} elsewhere", other.op()),
+    })
+}
+
+/// The node's ACL must grant `perm` (any of its bits) to the caller; NoNode if it is gone.
+fn check(tree: &DataTree, path: &str, perm: i32, caller: &Caller) -> Result<(), ErrorCode> {
+    tree.check_acl(path, perm, &caller.auth)
+}
+
+/// Looks the node up, checks READ, then reads it.
+fn readable<'t, T>(
+    tree: &'t DataTree,
+    path: &str,
+    caller: &Caller,
+    read: impl FnOnce(&'t DataTree, &str) -> Option<T>,
+) -> Result<T, ErrorCode> {
+    check(tree, path, perms::READ, caller)?;
+    read(tree, path).ok_or(ErrorCode::NoNode)
+}
+
+fn read_op(tree: &DataTree, op: ReadOp, caller: &Caller) -> OpResult {
+    let result = match op {
+        ReadOp::GetChildren(r) => readable(tree, &r.path, caller, DataTree::children)
+            .map(|children| OpResult::GetChildren { children }),
+        ReadOp::GetData(r) => {
+            readable(tree, &r.path, caller, DataTree::get_data).map(|(data, stat)| {
+                OpResult::GetData {
+                    data: data.to_vec(),
+                    stat,
+                }
+            })
+        }
+    };
+    result.unwrap_or_else(OpResult::Error)
+}
+
+/// ZooKeeper hides digest hashes from callers without ADMIN: `user:x`.
+fn mask_digests(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            let mut a = a.clone();
+            if a.id.scheme == "digest" {
+                let user = a.id.id.split(':').next().unwrap_or_default();
+                a.id.id = format!("{user}:x");
+            }
+            a
+        })
+        .collect()
+}
+
+/// `AuthUtil.getClientInfos`: the user of each identity (`super` is not reported).
+fn client_info(id: &Id) -> Option<ClientInfo> {
+    let user = match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
+        "super" => return None,
+        _ => id.id.clone(),
+    };
+    Some(ClientInfo {
+        auth_scheme: id.scheme.clone(),
+        user,
+    })
+}
+
+/// The watches of a `setWatches`/`setWatches2` request.
+struct Rewatch<'a> {
+    relative_zxid: i64,
+    data: &'a [String],
+    exist: &'a [String],
+    child: &'a [String],
+    persistent: &'a [String],
+    recursive: &'a [String],
+}
+
+/// ZooKeeper's `DataTree.setWatches`: re-registers a reconnecting client's watches, firing
+/// at once those whose node changed after the client's last zxid. Persistent watches are
+/// re-added without replaying changes (ZOOKEEPER-4698).
+fn set_watches(w: Rewatch<'_>, s: SessionId, ctx: &mut ReadCtx<'_>) {
+    let fire = |ctx: &mut ReadCtx<'_>, path: &str, event| {
+        ctx.outbox.send(notification(Zxid(-1), path, event));
+    };
+    for p in w.data {
+        match ctx.tree.stat(p) {
+            None => fire(ctx, p, EventType::NodeDeleted),
+            Some(st) if st.mzxid > w.relative_zxid => fire(ctx, p, EventType::NodeDataChanged),
+            Some(_) => ctx.watches.add_standard(s, p, WatchSet::Data),
+        }
+    }
+    for p in w.exist {
+        match ctx.tree.stat(p) {
+            Some(_) => fire(ctx, p, EventType::NodeCreated),
+            None => ctx.watches.add_standard(s, p, WatchSet::Data),
+        }
+    }
+    for p in w.child {
+        match ctx.tree.stat(p) {
+            None => fire(ctx, p, EventType::NodeDeleted),
+            Some(st) if st.pzxid > w.relative_zxid => fire(ctx, p, EventType::NodeChildrenChanged),
+            Some(_) => ctx.watches.add_standard(s, p, WatchSet::Child),
+        }
+    }
+    for p in w.persistent {
+        ctx.watches.add_persistent(s, p, false);
+    }
+    for p in w.recursive {
+        ctx.watches.add_persistent(s, p, true);
+    }
+}
+
+/// A watch notification frame (xid -1). ZooKeeper 3.9 fills in the zxid of the change
+/// (ZOOKEEPER-4655); events fired by setWatches carry -1, as there.
+pub fn notification(zxid: Zxid, path: &str, event: EventType) -> Vec<u8> {
+    let ev = WatcherEvent {
+        kind: event,
+        state: KeeperState::SyncConnected,
+        path: path.to_owned(),
+    };
+    encode_notification(zxid, &ev)
+}
+
+/// The reply frame of an applied write, shaped by the request's opcode.
+pub fn write_reply(xid: Xid, zxid: Zxid, op: i32, multi: &[i32], outcome: &Outcome) -> Vec<u8> {
+    let op = OpCode::from_code(op);
+    match outcome {
+        Outcome::Error(code) => encode_error(xid, zxid, *code),
+        Outcome::Created { path, stat } => match op {
+            Some(OpCode::Create) => reply(xid, zxid, &CreateResponse { path: path.clone() }),
+            _ => reply(
+                xid,
+                zxid,
+                &Create2Response {
+                    path: path.clone(),
+                    stat: *stat,
+                },
+            ),
+        },
+        Outcome::Stat(stat) => match op {
+            Some(OpCode::SetAcl) => reply(xid, zxid, &SetAclResponse { stat: *stat }),
+            _ => reply(xid, zxid, &SetDataResponse { stat: *stat }),
+        },
+        Outcome::Done => encode_reply_header(&ReplyHeader::new(xid, zxid, ErrorCode::Ok)),
+        Outcome::Multi(outcomes) => {
+            let results = outcomes
+                .iter()
+                .zip(multi)
+                .map(|(o, op)| multi_result(*op, o))
+                .collect();
+            reply(xid, zxid, &MultiResponse { results })
+        }
+        Outcome::MultiFailed(codes) => reply(xid, zxid, &MultiResponse::failed(codes)),
+    }
+}
+
+fn multi_result(op: i32, outcome: &Outcome) -> OpResult {
+    match (OpCode::from_code(op), outcome) {
+        (_, Outcome::Error(code)) => OpResult::Error(*code),
+        (Some(OpCode::Create), Outcome::Created { path, .. }) => {
+            OpResult::Create { path: path.clone() }
+        }
+        (_, Outcome::Created { path, stat }) => OpResult::Create2 {
+            path: path.clone(),
+            stat: *stat,
+        },
+        (_, Outcome::Stat(stat)) => OpResult::SetData { stat: *stat },
+        (Some(OpCode::Check), _) => OpResult::Check,
+        _ => OpResult::Delete,
+    }
+}

@@ -1,0 +1,386 @@
+//! A running server: start-up, the listener, the tickers, and graceful shutdown.
+//!
+//! Start-up opens the Raft node over the data directory (which restores the latest snapshot
+//! and replays the committed log into the tree), re-arms every recovered session with a full
+//! timeout, and only then listens. The tickers run while this server leads: session expiry
+//! every tick, and the container/TTL sweep every `znode.container.checkIntervalMs`. Shutdown
+//! (SIGTERM/SIGINT) stops accepting, lets pending requests finish for a bounded time, closes
+//! connections, and flushes the log. Sessions are not closed: clients reconnect after a restart
+//! and keep them, as with ZooKeeper.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+use warren_proto::{ErrorCode, Id, SessionId, Xid};
+use warren_raft::{RaftConfig, RaftNode, Role};
+use warren_tree::{Command, DataTree, Op};
+
+use crate::config::ServerConfig;
+use crate::conn::Conn;
+use crate::connection::{fail_write, serve};
+use crate::core::{ServerStateMachine, Shared, origin, wall_ms};
+
+/// Why a server could not start or stopped.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The client port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The Raft node (log, snapshots) failed; the message names the file and offset when
+    /// data is corrupt.
+    #[error("{0}")]
+    Raft(String),
+}
+
+/// Counters for the four-letter words.
+#[derive(Debug, Default)]
+pub struct Stats {
+    packets_received: AtomicU64,
+}
+
+impl Stats {
+    /// Counts a packet from a client.
+    pub fn packet_received(&self) {
+        self.packets_received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Packets received since start.
+    pub fn packets_received(&self) -> u64 {
+        self.packets_received.load(Ordering::Relaxed)
+    }
+}
+
+/// A write on its way to the log, in the order the connection sent it.
+struct Proposal {
+    conn: Arc<Conn>,
+    xid: Xid,
+    payload: Vec<u8>,
+}
+
+/// What every connection task of a server shares.
+pub struct ServerCtx {
+    /// Configuration.
+    pub cfg: ServerConfig,
+    /// Tree, watches, connections, expiry.
+    pub shared: Arc<Shared>,
+    /// The Raft node.
+    pub raft: Arc<RaftNode>,
+    /// Counters.
+    pub stats: Stats,
+    proposals: mpsc::UnboundedSender<Proposal>,
+    next_session: AtomicI64,
+}
+
+impl ServerCtx {
+    /// Proposes a write of `conn`. Proposals from one task are logged in call order, so a
+    /// session's writes apply in the order it sent them.
+    pub fn propose(&self, conn: Arc<Conn>, xid: Xid, session: SessionId, auth: Vec<Id>, op: Op) {
+        let cmd = Command {
+            origin: origin(self.shared.node_id, conn.id),
+            session,
+            xid,
+            time_ms: wall_ms(),
+            auth,
+            op,
+        };
+        let proposal = Proposal {
+            conn,
+            xid,
+            payload: cmd.encode(),
+        };
+        if let Err(mpsc::error::SendError(p)) = self.proposals.send(proposal) {
+            fail_write(self, &p.conn, p.xid, ErrorCode::ConnectionLoss);
+        }
+    }
+
+    /// Proposes a command of the server itself (expiry, sweeps).
+    fn propose_internal(&self, session: SessionId, op: Op) {
+        let cmd = Command {
+            origin: origin(self.shared.node_id, 0),
+            session,
+            xid: Xid(0),
+            time_ms: wall_ms(),
+            auth: Vec::new(),
+            op,
+        };
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            if let Err(e) = raft.propose(cmd.encode()).await {
+                warn!(error = %e, "internal proposal failed");
+            }
+        });
+    }
+
+    /// Renews a session's deadline (any packet from its client).
+    pub fn touch(&self, session: SessionId) {
+        if session.0 == 0 {
+            return;
+        }
+        let timeout = self
+            .shared
+            .tree
+            .read()
+            .session(session)
+            .map(|s| s.timeout_ms);
+        if let Some(t) = timeout {
+            self.shared
+                .expiry
+                .lock()
+                .touch(session, t as u64, self.shared.now_ms());
+        }
+    }
+
+    /// A fresh session id: this server's id in the top byte, time-based low bits, as
+    /// ZooKeeper's `SessionTrackerImpl.initializeNextSessionId`.
+    pub fn new_session_id(&self) -> SessionId {
+        SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// 16 random bytes for a new session's password.
+    pub fn new_password(&self) -> [u8; 16] {
+        let mut p = [0u8; 16];
+        getrandom::fill(&mut p).expect("the OS random source is available");
+        p
+    }
+
+    /// The answer to a four-letter word.
+    pub fn four_letter_word(&self, word: &str) -> String {
+        crate::fourlw::answer(word, &self.cfg, &self.four_letter_stats())
+    }
+
+    fn four_letter_stats(&self) -> crate::fourlw::ServerStats {
+        crate::stats::collect(self)
+    }
+}
+
+fn first_session_id(node_id: u64) -> i64 {
+    let now = wall_ms() as u64;
+    (((now << 24) >> 8) | (node_id << 56)) as i64
+}
+
+/// A started server.
+pub struct Server {
+    ctx: Arc<ServerCtx>,
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the data directory, recovers, and starts listening.
+    pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+        let node_id = u64::from(cfg.my_id.unwrap_or(1));
+        let shared = Arc::new(Shared::new(
+            node_id,
+            DataTree::new(),
+            cfg.tick_time_ms.into(),
+        ));
+        let members = BTreeMap::from([(node_id, "127.0.0.1:0".to_owned())]);
+        let raft_cfg = RaftConfig {
+            snapshot_every_entries: cfg.snap_count.into(),
+            snapshots_to_keep: cfg.snap_retain_count as usize,
+            ..RaftConfig::new(node_id, members, cfg.effective_data_log_dir())
+        };
+        let sm = Box::new(ServerStateMachine::new(shared.clone()));
+        let raft = RaftNode::start(raft_cfg, sm)
+            .await
+            .map_err(|e| ServerError::Raft(e.to_string()))?;
+        let raft = Arc::new(raft);
+        let addr = format!(
+            "{}:{}",
+            cfg.client_port_address.as_deref().unwrap_or("0.0.0.0"),
+            cfg.client_port
+        );
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (ptx, prx) = mpsc::unbounded_channel();
+        let ctx = Arc::new(ServerCtx {
+            cfg,
+            shared,
+            raft,
+            stats: Stats::default(),
+            proposals: ptx,
+            next_session: AtomicI64::new(first_session_id(node_id)),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(proposer(ctx.clone(), prx)),
+            tokio::spawn(leader_ticks(ctx.clone(), stop_rx.clone())),
+            tokio::spawn(accept_loop(ctx.clone(), listener, stop_rx)),
+        ];
+        info!(%local_addr, node_id, zxid = ctx.shared.tree.read().last_zxid().0, "serving");
+        Ok(Server {
+            ctx,
+            local_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The client port's address (useful when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's shared context (tests, four-letter words).
+    pub fn ctx(&self) -> &Arc<ServerCtx> {
+        &self.ctx
+    }
+
+    /// Graceful stop: no new connections; pending requests get up to `grace` to finish; then
+    /// connections close and the log is flushed.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let busy = self
+                .ctx
+                .shared
+                .conns
+                .lock()
+                .all()
+                .iter()
+                .any(|c| !c.state.lock().is_idle());
+            if !busy || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for c in self.ctx.shared.conns.lock().all() {
+            c.outbox.close();
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.ctx.raft.shutdown().await;
+        info!("stopped");
+    }
+}
+
+async fn accept_loop(ctx: Arc<ServerCtx>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve(ctx.clone(), stream, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Sends proposals to Raft in arrival order and answers those that fail.
+///
+/// Each proposal is enqueued before the next (`submit`), which keeps every session's writes
+/// in the order it sent them, while their outcomes are awaited concurrently so that many
+/// writes share each fsync.
+async fn proposer(ctx: Arc<ServerCtx>, mut rx: mpsc::UnboundedReceiver<Proposal>) {
+    while let Some(p) = rx.recv().await {
+        let outcome = match ctx.raft.submit(p.payload).await {
+            Ok(fut) => fut,
+            Err(e) => {
+                fail_proposal(&ctx, &p.conn, p.xid, &e);
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = outcome.await {
+                fail_proposal(&ctx, &p.conn, p.xid, &e);
+            }
+        });
+    }
+}
+
+/// Not leader, shutting down, or a failed log: the client cannot know whether the write
+/// happened, which is what ConnectionLoss tells it.
+fn fail_proposal(ctx: &ServerCtx, conn: &Conn, xid: Xid, e: &warren_raft::ProposeError) {
+    debug!(error = %e, "proposal failed");
+    fail_write(ctx, conn, xid, ErrorCode::ConnectionLoss);
+}
+
+/// While this server leads: expire silent sessions every tick, sweep containers and TTL
+/// nodes every check interval. On becoming leader, re-arm every session first.
+async fn leader_ticks(ctx: Arc<ServerCtx>, mut stop: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(u64::from(ctx.cfg.tick_time_ms).max(10));
+    let sweep_every =
+        Duration::from_millis(u64::from(ctx.cfg.container_check_interval_ms).max(100));
+    let mut leading = false;
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(tick / 2) => {}
+        }
+        let is_leader = ctx.raft.status().role == Role::Leader;
+        if is_leader && !leading {
+            rearm_sessions(&ctx);
+        } else if !is_leader && leading {
+            ctx.shared.expiry.lock().clear();
+        }
+        leading = is_leader;
+        if !leading {
+            continue;
+        }
+        let max = ctx.cfg.limits.expirations_per_tick_max as usize;
+        let expired = ctx.shared.expiry.lock().expired(ctx.shared.now_ms(), max);
+        for s in expired {
+            info!(session = format_args!("{:#x}", s.0), "expiring session");
+            ctx.propose_internal(s, Op::CloseSession);
+        }
+        if last_sweep.elapsed() >= sweep_every {
+            last_sweep = tokio::time::Instant::now();
+            sweep(&ctx);
+        }
+    }
+}
+
+fn rearm_sessions(ctx: &ServerCtx) {
+    let now = ctx.shared.now_ms();
+    let tree = ctx.shared.tree.read();
+    let mut q = ctx.shared.expiry.lock();
+    q.clear();
+    for (id, session) in tree.sessions() {
+        q.touch(id, session.timeout_ms as u64, now);
+    }
+}
+
+fn sweep(ctx: &ServerCtx) {
+    let (containers, ttls) = {
+        let tree = ctx.shared.tree.read();
+        (tree.container_sweep(), tree.ttl_expired(wall_ms()))
+    };
+    let max = ctx.cfg.limits.container_deletions_per_minute_max as usize;
+    for path in containers.into_iter().take(max) {
+        ctx.propose_internal(SessionId(0), Op::DeleteContainer { path });
+    }
+    for path in ttls.into_iter().take(max) {
+        ctx.propose_internal(SessionId(0), Op::DeleteTtl { path });
+    }
+}

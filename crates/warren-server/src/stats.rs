@@ -1,0 +1,86 @@
+//! Gathers a [`ServerStats`] snapshot from a running server for the four-letter words.
+
+use crate::fourlw::{
+    ConnectionStats, EnvironmentInfo, ServerMode, ServerStats, SessionStats, WatchEntry,
+};
+use crate::server::ServerCtx;
+
+/// A snapshot of the server's state now.
+pub fn collect(ctx: &ServerCtx) -> ServerStats {
+    let shared = &ctx.shared;
+    let status = ctx.raft.status();
+    let mode = if ctx.cfg.servers.len() <= 1 {
+        ServerMode::Standalone
+    } else {
+        match status.role {
+            warren_raft::Role::Leader => ServerMode::Leader,
+            warren_raft::Role::Learner => ServerMode::Observer,
+            _ => ServerMode::Follower,
+        }
+    };
+    let conns = shared.conns.lock().all();
+    let (watch_count, watches) = {
+        let w = shared.watches.lock();
+        let entries = w
+            .by_session()
+            .into_iter()
+            .flat_map(|(s, paths)| {
+                paths.into_iter().map(move |path| WatchEntry {
+                    session_id: s.0,
+                    path,
+                })
+            })
+            .collect::<Vec<_>>();
+        (w.summary().watches as u64, entries)
+    };
+    let tree = shared.tree.read();
+    let sessions = tree
+        .sessions()
+        .map(|(id, s)| SessionStats {
+            session_id: id.0,
+            expires_at_ms: 0,
+            ephemerals: s.ephemerals().map(str::to_owned).collect(),
+        })
+        .collect();
+    let connections = conns
+        .iter()
+        .map(|c| ConnectionStats {
+            remote: c.peer,
+            interest_ops: 1,
+            queued: c.state.lock().queue.len() as u64,
+            received: 0,
+            sent: 0,
+            session_id: c.session().0,
+            last_operation: "NA".to_owned(),
+            established_ms: 0,
+            session_timeout_ms: tree.session(c.session()).map_or(0, |s| s.timeout_ms),
+            last_cxid: -1,
+            last_zxid: -1,
+            last_response_ms: 0,
+            last_latency_ms: 0,
+            latency_ms_min: 0,
+            latency_ms_avg: 0,
+            latency_ms_max: 0,
+            expires_at_ms: 0,
+        })
+        .collect();
+    ServerStats {
+        mode,
+        server_id: shared.node_id,
+        client_port: Some(ctx.cfg.client_port),
+        secure_client_port: ctx.cfg.secure_client_port,
+        packets_received: ctx.stats.packets_received(),
+        last_zxid: tree.last_zxid().0,
+        node_count: tree.node_count() as u64,
+        watch_count,
+        ephemerals_count: tree.ephemeral_count() as u64,
+        approximate_data_size: tree.approximate_data_size().max(0) as u64,
+        global_sessions: tree.session_count() as u64,
+        uptime_ms: shared.started.elapsed().as_millis() as u64,
+        connections,
+        watches,
+        sessions,
+        environment: EnvironmentInfo::from_process(),
+        ..ServerStats::default()
+    }
+}
