@@ -37,6 +37,9 @@ macro_rules! decode_field {
     ($r:ident, buffer) => {
         $r.buffer()?.to_vec()
     };
+    ($r:ident, opt_buffer) => {
+        $r.opt_buffer()?.map(<[u8]>::to_vec)
+    };
     ($r:ident, ustring) => {
         $r.ustring()?
     };
@@ -70,6 +73,12 @@ macro_rules! encode_field {
     };
     ($w:ident, $v:expr, buffer) => {
         $w.buffer(&$v);
+    };
+    ($w:ident, $v:expr, opt_buffer) => {
+        match &$v {
+            Some(b) => $w.buffer(b),
+            None => $w.null_buffer(),
+        };
     };
     ($w:ident, $v:expr, ustring) => {
         $w.ustring(&$v);
@@ -405,7 +414,7 @@ record! {
         /// The node (or prefix, for sequential modes).
         path: String = ustring,
         /// The data.
-        data: Vec<u8> = buffer,
+        data: Option<Vec<u8>> = opt_buffer,
         /// The ACL (ZooKeeper answers InvalidACL when it is empty).
         acl: Vec<Acl> = records(ACL_MIN_BYTES),
         /// A [`crate::CreateMode`] flag, kept raw: a standalone create with an unknown flag
@@ -420,7 +429,7 @@ record! {
         /// The node.
         path: String = ustring,
         /// The data.
-        data: Vec<u8> = buffer,
+        data: Option<Vec<u8>> = opt_buffer,
         /// The ACL.
         acl: Vec<Acl> = records(ACL_MIN_BYTES),
         /// A [`crate::CreateMode`] flag (must be a TTL mode).
@@ -464,7 +473,7 @@ record! {
         /// The node.
         path: String = ustring,
         /// The new data.
-        data: Vec<u8> = buffer,
+        data: Option<Vec<u8>> = opt_buffer,
         /// Expected data version, -1 for any.
         version: i32 = int,
     }
@@ -557,7 +566,7 @@ record! {
     /// The answer to getData (and reconfig).
     GetDataResponse {
         /// The data.
-        data: Vec<u8> = buffer,
+        data: Option<Vec<u8>> = opt_buffer,
         /// The node's stat.
         stat: Stat = record,
     }

@@ -85,8 +85,8 @@ pub enum OpResult {
     },
     /// getData in multiRead (type 4).
     GetData {
-        /// The data.
-        data: Vec<u8>,
+        /// The data (`None`: null, as ZooKeeper keeps it apart from empty).
+        data: Option<Vec<u8>>,
         /// The node's stat.
         stat: Stat,
     },
@@ -131,7 +131,10 @@ impl OpResult {
                 w.string_vec(children);
             }
             OpResult::GetData { data, stat } => {
-                w.buffer(data);
+                match data {
+                    Some(d) => w.buffer(d),
+                    None => w.null_buffer(),
+                };
                 stat.encode(w);
             }
             OpResult::Error(e) => ErrorResponse { err: e.code() }.encode(w),

@@ -66,12 +66,12 @@ fn every_record_round_trips() {
             watch: true
         },
         GetDataResponse {
-            data: vec![1, 2, 3],
+            data: Some(vec![1, 2, 3]),
             stat: stat(3)
         },
         SetDataRequest {
             path: s("/a"),
-            data: vec![],
+            data: Some(vec![]),
             version: 9
         },
         SetDataResponse { stat: stat(4) },
@@ -191,7 +191,7 @@ fn every_record_round_trips() {
                     children: vec![s("c")]
                 },
                 OpResult::GetData {
-                    data: b"d".to_vec(),
+                    data: Some(b"d".to_vec()),
                     stat: stat(10)
                 },
                 OpResult::Error(ErrorCode::BadVersion),

@@ -181,7 +181,7 @@ fn multi_op(op: &MultiOp, rules: RequestRules) -> Result<Op, ErrorCode> {
 
 fn create(
     path: &str,
-    data: &[u8],
+    data: &Option<Vec<u8>>,
     acl: &[Acl],
     flags: i32,
     ttl_ms: i64,
@@ -193,7 +193,7 @@ fn create(
     }
     Ok(Op::Create {
         path: path.to_owned(),
-        data: data.to_vec(),
+        data: data.clone(),
         acl: acl.to_vec(),
         mode,
         ttl_ms,
@@ -230,7 +230,7 @@ fn run_read(
                 xid,
                 zxid,
                 &GetDataResponse {
-                    data: data.to_vec(),
+                    data: data.map(<[u8]>::to_vec),
                     stat,
                 },
             )
@@ -347,7 +347,7 @@ fn read_op(tree: &DataTree, op: ReadOp, caller: &Caller) -> OpResult {
         ReadOp::GetData(r) => {
             readable(tree, &r.path, caller, DataTree::get_data).map(|(data, stat)| {
                 OpResult::GetData {
-                    data: data.to_vec(),
+                    data: data.map(<[u8]>::to_vec),
                     stat,
                 }
             })

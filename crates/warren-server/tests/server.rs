@@ -20,7 +20,7 @@ use warren_proto::{Acl, ErrorCode, EventType, Id, Record, SessionId, Xid, Zxid, 
 fn create(path: &str, data: &[u8], flags: i32) -> Request {
     Request::Create(CreateRequest {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl: Acl::open_unsafe(),
         flags,
     })
@@ -36,7 +36,7 @@ fn get(path: &str, watch: bool) -> Request {
 fn set(path: &str, data: &[u8], version: i32) -> Request {
     Request::SetData(SetDataRequest {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         version,
     })
 }
@@ -83,7 +83,7 @@ fn crud_with_zookeepers_error_codes() {
     assert_eq!(c.call(&create("/a", b"", 0)).0, ErrorCode::NodeExists);
     assert_eq!(c.call(&create("/x/y", b"", 0)).0, ErrorCode::NoNode);
     let d: GetDataResponse = c.ok(&get("/a", false));
-    assert_eq!((d.data.as_slice(), d.stat.version), (b"one".as_slice(), 0));
+    assert_eq!((d.data.as_deref(), d.stat.version), (Some(b"one".as_slice()), 0));
 
     // Phase 2: versioned writes.
     let s: SetDataResponse = c.ok(&set("/a", b"two", 0));
@@ -103,7 +103,7 @@ fn crud_with_zookeepers_error_codes() {
     let multi = Request::Multi(vec![
         MultiOp::Create(CreateRequest {
             path: "/m".into(),
-            data: vec![],
+            data: Some(vec![]),
             acl: Acl::open_unsafe(),
             flags: 0,
         }),
@@ -137,6 +137,24 @@ fn crud_with_zookeepers_error_codes() {
 }
 
 #[test]
+fn null_data_stays_apart_from_empty_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let mut c = RawClient::connect(server.addr);
+    // Phase 1: created with null data, read back as null (length -1), dataLength 0.
+    let req = Request::Create(CreateRequest { path: "/n".into(), data: None, acl: Acl::open_unsafe(), flags: 0 });
+    c.ok::<CreateResponse>(&req);
+    let d: GetDataResponse = c.ok(&get("/n", false));
+    assert_eq!((d.data, d.stat.data_length), (None, 0));
+    // Phase 2: set to empty, then back to null.
+    c.ok::<SetDataResponse>(&set("/n", b"", -1));
+    assert_eq!(c.ok::<GetDataResponse>(&get("/n", false)).data, Some(vec![]));
+    let req = Request::SetData(SetDataRequest { path: "/n".into(), data: None, version: -1 });
+    c.ok::<SetDataResponse>(&req);
+    assert_eq!(c.ok::<GetDataResponse>(&get("/n", false)).data, None);
+}
+
+#[test]
 fn a_watch_event_reaches_the_client_before_the_reply_that_follows_the_change() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path());
@@ -157,7 +175,7 @@ fn a_watch_event_reaches_the_client_before_the_reply_that_follows_the_change() {
     let xid = b.send(&get("/w", false));
     expect_event(&mut b, "/w", EventType::NodeDataChanged);
     let (_, body) = b.reply(xid);
-    assert_eq!(GetDataResponse::from_bytes(&body).unwrap().data, b"v2");
+    assert_eq!(GetDataResponse::from_bytes(&body).unwrap().data.unwrap(), b"v2");
 
     // Phase 3: one-shot: a second change fires nothing; a delete fires NodeDeleted to an
     // exists watch and NodeChildrenChanged to the parent's child watch.
@@ -214,7 +232,7 @@ fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
         assert_eq!(err, ErrorCode::Ok);
         if n % 2 == 1 {
             let d = GetDataResponse::from_bytes(&body).unwrap();
-            assert_eq!(d.data, format!("{}", n / 2).into_bytes());
+            assert_eq!(d.data, Some(format!("{}", n / 2).into_bytes()));
         }
     }
 }
@@ -412,14 +430,14 @@ fn digest_auth_and_acls() {
     }];
     let req = Request::Create(CreateRequest {
         path: "/private".into(),
-        data: b"s".to_vec(),
+        data: Some(b"s".to_vec()),
         acl,
         flags: 0,
     });
     owner.ok::<CreateResponse>(&req);
     assert_eq!(
         owner.ok::<GetDataResponse>(&get("/private", false)).data,
-        b"s"
+        Some(b"s".to_vec())
     );
 
     // Phase 2: a stranger is refused, and sees the digest masked in getACL (no ADMIN).

@@ -2,10 +2,14 @@
 //! `PrepRequestProcessor.fixupACL`, the `ip` and `digest` providers and
 //! `ReferenceCountedACLCache`.
 //!
-//! Providers: like a default ZooKeeper server, only `ip` and `digest` are registered (plus
-//! `world:anyone` and the `super` bypass). `sasl` and `x509` ACLs are therefore InvalidACL, as
-//! on a ZooKeeper server that has not configured those providers. Deviation: `ip` ACLs accept
-//! IPv6 (`addr/bits`) as ZooKeeper 3.9.4 does; 3.8 knew IPv4 only.
+//! Providers: `ip` and `digest` as on a default ZooKeeper server, plus `world:anyone` and the
+//! `super` bypass, plus `sasl` (`SASLAuthenticationProvider`) and `x509`
+//! (`X509AuthenticationProvider`), which ZooKeeper registers only when `authProvider.N` names
+//! them. Deviations: `sasl` and `x509` are always registered, because the tree is replicated
+//! and cannot depend on one server's configuration (a ZooKeeper server without those
+//! providers answers InvalidACL instead); `x509` accepts any id where ZooKeeper parses it as
+//! an X.500 name; `ip` ACLs accept IPv6 (`addr/bits`) as ZooKeeper 3.9.4 does; 3.8 knew IPv4
+//! only.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv6Addr;
@@ -67,23 +71,35 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
     Ok(out)
 }
 
-/// Providers whose ids `auth` ACLs expand to (`isAuthenticated()`): `digest` only among the
-/// registered ones (`ip` is not "authenticated"; `super` has no provider).
+/// Providers whose ids `auth` ACLs expand to (`isAuthenticated()`): `digest`, `sasl` and
+/// `x509` (`ip` is not "authenticated"; `super` has no provider).
 fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == "digest"
+    matches!(scheme, "digest" | "sasl" | "x509")
 }
 
 fn is_valid(scheme: &str, id: &str) -> bool {
     match scheme {
         "digest" => java_split_len(id, ':') == 2,
         "ip" => parse_ip_acl(id).is_some(),
+        "sasl" => is_kerberos_name(id),
+        "x509" => true,
         _ => false,
     }
 }
 
+/// `new KerberosName(id)` succeeds: a name without `@`, or `primary[/instance]@REALM`.
+fn is_kerberos_name(id: &str) -> bool {
+    let Some((principal, realm)) = id.split_once('@') else {
+        return true;
+    };
+    !realm.contains(['@', '/']) && principal.split('/').count() <= 2
+}
+
 fn matches(scheme: &str, who: &str, acl_id: &str) -> bool {
     match scheme {
-        "digest" => who == acl_id,
+        "digest" | "x509" => who == acl_id,
+        // SASLAuthenticationProvider: the SASL user `super` matches every sasl ACL.
+        "sasl" => who == acl_id || who == "super",
         "ip" => ip_matches(who, acl_id),
         _ => false,
     }
@@ -340,6 +356,24 @@ mod tests {
         assert!(!check(&a, perms::ADMIN, &[Id::new("ip", "10.9.9.9")]));
         assert!(check(&a, perms::ADMIN, &[Id::new("super", "")]));
         assert!(check(&[], perms::ADMIN, &[]));
+    }
+
+    #[test]
+    fn sasl_and_x509_providers() {
+        let a = [
+            acl(perms::READ, "sasl", "bob"),
+            acl(perms::WRITE, "x509", "CN=c"),
+        ];
+        assert!(check(&a, perms::READ, &[Id::new("sasl", "bob")]));
+        assert!(check(&a, perms::READ, &[Id::new("sasl", "super")]));
+        assert!(!check(&a, perms::READ, &[Id::new("sasl", "alice")]));
+        assert!(check(&a, perms::WRITE, &[Id::new("x509", "CN=c")]));
+        assert!(!check(&a, perms::WRITE, &[Id::new("x509", "CN=d")]));
+        assert_eq!(fixup(&a, &[]), Ok(a.to_vec()));
+        assert!(fixup(&[acl(1, "sasl", "a@b@c")], &[]).is_err());
+        assert!(fixup(&[acl(1, "sasl", "zk/host@REALM")], &[]).is_ok());
+        let expanded = fixup(&[acl(31, "auth", "")], &[Id::new("sasl", "bob")]);
+        assert_eq!(expanded, Ok(vec![acl(31, "sasl", "bob")]));
     }
 
     #[test]

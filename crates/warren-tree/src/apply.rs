@@ -105,13 +105,13 @@ impl DataTree {
                 acl,
                 mode,
                 ttl_ms,
-            } => self.apply_create(ctx, path, data, acl, *mode, *ttl_ms, fx),
+            } => self.apply_create(ctx, path, data.as_deref(), acl, *mode, *ttl_ms, fx),
             Op::Delete { path, version } => self.apply_delete(ctx, path, *version, fx),
             Op::SetData {
                 path,
                 data,
                 version,
-            } => self.apply_set_data(ctx, path, data, *version, fx),
+            } => self.apply_set_data(ctx, path, data.as_deref(), *version, fx),
             Op::SetAcl { path, acl, version } => self.apply_set_acl(ctx, path, acl, *version, fx),
             Op::Check { path, version } => self.apply_check(ctx, path, *version),
             Op::DeleteContainer { path } => self.apply_delete_swept(ctx, path, false, fx),
@@ -157,7 +157,7 @@ impl DataTree {
         &mut self,
         ctx: &Ctx<'_>,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         mode: CreateMode,
         ttl_ms: i64,
@@ -202,7 +202,7 @@ impl DataTree {
         fx.undo
             .push(self.set_child_meta(parent, cversion, ctx.zxid));
         let acl = self.acls.intern(&acl);
-        let node = Node::new(ctx.zxid, ctx.time_ms, owner, acl, data.into());
+        let node = Node::new(ctx.zxid, ctx.time_ms, owner, acl, data.map(Into::into));
         let stat = node.stat();
         self.replace(&full, Some(node));
         fx.undo.push(Undo::Node(full.as_str().into(), None));
@@ -263,7 +263,7 @@ impl DataTree {
         &mut self,
         ctx: &Ctx<'_>,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         version: i32,
         fx: &mut Effects,
     ) -> OpResult {
@@ -275,7 +275,7 @@ impl DataTree {
             return Err(ErrorCode::NoAuth);
         }
         check_version(n.version, version)?;
-        let mut new = n.with_data(data.into());
+        let mut new = n.with_data(data.map(Into::into));
         new.version = n.version.wrapping_add(1);
         new.mtime = ctx.time_ms;
         new.mzxid = ctx.zxid;

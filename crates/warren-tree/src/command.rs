@@ -60,7 +60,7 @@ pub enum Op {
         /// Path (for sequential modes, the prefix).
         path: String,
         /// Data.
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         /// ACL as the client sent it (expanded and checked at apply).
         acl: Vec<Acl>,
         /// Mode.
@@ -81,7 +81,7 @@ pub enum Op {
         /// Path.
         path: String,
         /// New data.
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         /// Expected data version, -1 for any.
         version: i32,
     },
@@ -234,7 +234,8 @@ fn encode_op(w: &mut Writer, op: &Op) {
             mode,
             ttl_ms,
         } => {
-            w.int(tag::CREATE).ustring(path).buffer(data);
+            w.int(tag::CREATE).ustring(path);
+            opt_buffer(w, data.as_deref());
             w.vec(acl, |w, a| a.encode(w));
             w.int(mode.code()).long(*ttl_ms);
         }
@@ -246,10 +247,9 @@ fn encode_op(w: &mut Writer, op: &Op) {
             data,
             version,
         } => {
-            w.int(tag::SET_DATA)
-                .ustring(path)
-                .buffer(data)
-                .int(*version);
+            w.int(tag::SET_DATA).ustring(path);
+            opt_buffer(w, data.as_deref());
+            w.int(*version);
         }
         Op::SetAcl { path, acl, version } => {
             w.int(tag::SET_ACL).ustring(path);
@@ -290,7 +290,7 @@ fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
         tag::CLOSE_SESSION => Op::CloseSession,
         tag::CREATE => {
             let path = r.ustring()?;
-            let data = r.buffer()?.to_vec();
+            let data = r.opt_buffer()?.map(<[u8]>::to_vec);
             let acl = r.vec(12, Acl::decode)?;
             let code = r.int()?;
             let mode = CreateMode::from_code(code).ok_or(DecodeError::BadValue {
@@ -311,7 +311,7 @@ fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
         },
         tag::SET_DATA => Op::SetData {
             path: r.ustring()?,
-            data: r.buffer()?.to_vec(),
+            data: r.opt_buffer()?.map(<[u8]>::to_vec),
             version: r.int()?,
         },
         tag::SET_ACL => Op::SetAcl {
@@ -335,6 +335,14 @@ fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
     })
 }
 
+/// A jute buffer that may be null (length -1), as ZooKeeper keeps null data apart from empty.
+fn opt_buffer(w: &mut Writer, data: Option<&[u8]>) {
+    match data {
+        Some(d) => w.buffer(d),
+        None => w.null_buffer(),
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,7 +354,7 @@ mod tests {
         }];
         let create = Op::Create {
             path: "/a".into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: acl.clone(),
             mode: CreateMode::PersistentSequentialWithTtl,
             ttl_ms: 5,
@@ -364,7 +372,7 @@ mod tests {
             },
             Op::SetData {
                 path: "/a".into(),
-                data: vec![],
+                data: Some(vec![]),
                 version: 3,
             },
             Op::SetAcl {

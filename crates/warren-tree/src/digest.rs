@@ -60,10 +60,12 @@ impl Hasher64 {
 }
 
 /// Hash of a node's path, data and ACL.
-pub(crate) fn content(path: &str, data: &[u8], acl: &[Acl]) -> u64 {
+pub(crate) fn content(path: &str, data: Option<&[u8]>, acl: &[Acl]) -> u64 {
     let mut h = Hasher64::new(1);
     h.bytes(path.as_bytes());
-    h.bytes(data);
+    // Null data hashes apart from empty data.
+    h.word(u64::from(data.is_none()));
+    h.bytes(data.unwrap_or_default());
     h.word(acl.len() as u64);
     for a in acl {
         h.word(a.perms as u32 as u64);

@@ -21,7 +21,7 @@ fn rss_kb() -> i64 {
 fn create(path: String, data: Vec<u8>) -> Command {
     let op = Op::Create {
         path,
-        data,
+        data: Some(data),
         acl: Acl::open_unsafe(),
         mode: CreateMode::Persistent,
         ttl_ms: Op::NO_TTL,

@@ -69,12 +69,13 @@ pub(crate) struct Node {
     pub(crate) num_children: i32,
     /// Index into the tree's ACL table.
     pub(crate) acl: u32,
-    pub(crate) data: Box<[u8]>,
+    /// `None` is null data, which ZooKeeper keeps apart from empty data.
+    pub(crate) data: Option<Box<[u8]>>,
 }
 
 impl Node {
     /// A node as ZooKeeper's `DataTree.createStat` makes it.
-    pub(crate) fn new(zxid: i64, time: i64, owner: i64, acl: u32, data: Box<[u8]>) -> Node {
+    pub(crate) fn new(zxid: i64, time: i64, owner: i64, acl: u32, data: Option<Box<[u8]>>) -> Node {
         Node {
             czxid: zxid,
             mzxid: zxid,
@@ -92,7 +93,7 @@ impl Node {
     }
 
     /// The same node with other data (and the same stat, to be updated by the caller).
-    pub(crate) fn with_data(&self, data: Box<[u8]>) -> Node {
+    pub(crate) fn with_data(&self, data: Option<Box<[u8]>>) -> Node {
         Node {
             data,
             ..self.meta_copy()
@@ -113,8 +114,13 @@ impl Node {
             aversion: self.aversion,
             num_children: self.num_children,
             acl: self.acl,
-            data: Box::default(),
+            data: None,
         }
+    }
+
+    /// Bytes of data (0 for null).
+    pub(crate) fn data_len(&self) -> usize {
+        self.data.as_deref().map_or(0, <[u8]>::len)
     }
 
     pub(crate) fn kind(&self) -> NodeKind {
@@ -140,7 +146,7 @@ impl Node {
                 .wrapping_sub(self.num_children),
             aversion: self.aversion,
             ephemeral_owner: owner,
-            data_length: i32::try_from(self.data.len()).expect("znode data is under 2 GiB"),
+            data_length: i32::try_from(self.data_len()).expect("znode data is under 2 GiB"),
             num_children: self.num_children,
             pzxid: self.pzxid,
         }

@@ -139,7 +139,7 @@ impl Runner {
                 let acl = kv("acl=").map_or_else(Acl::open_unsafe, parse_acl);
                 Op::Create {
                     path: pos[1].into(),
-                    data: data_arg(pos.get(2)),
+                    data: Some(data_arg(pos.get(2))),
                     acl,
                     mode,
                     ttl_ms,
@@ -151,7 +151,7 @@ impl Runner {
             },
             "set" => Op::SetData {
                 path: pos[1].into(),
-                data: data_arg(pos.get(2)),
+                data: Some(data_arg(pos.get(2))),
                 version: int(3, -1),
             },
             "setacl" => Op::SetAcl {
@@ -330,6 +330,7 @@ impl Runner {
                     .get_data(w[1])
                     .unwrap_or_else(|| self.fail(format!("{} missing", w[1])));
                 let want = data_arg(w.get(2));
+                let d = d.unwrap_or_default();
                 if d != want.as_slice() {
                     self.fail(format!(
                         "data of {}: got {:?}",

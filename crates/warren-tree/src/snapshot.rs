@@ -82,7 +82,12 @@ impl DataTree {
         }
         w.int(len_i32(self.nodes.len()));
         for (p, n) in &self.nodes {
-            w.ustring(p).buffer(&n.data).int(n.acl as i32);
+            w.ustring(p);
+            match &n.data {
+                Some(d) => w.buffer(d),
+                None => w.null_buffer(),
+            };
+            w.int(n.acl as i32);
             w.long(n.czxid)
                 .long(n.mzxid)
                 .long(n.pzxid)
@@ -181,7 +186,7 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<DataTree, SnapshotError> {
     let mut prev: Option<String> = None;
     for _ in 0..count {
         let p = r.ustring()?;
-        let data: Box<[u8]> = r.buffer()?.into();
+        let data: Option<Box<[u8]>> = r.opt_buffer()?.map(Into::into);
         let acl = r.int()?;
         let mut n = Node::new(0, 0, 0, 0, data);
         n.acl = u32::try_from(acl)

@@ -93,7 +93,7 @@ impl DataTree {
             ("/zookeeper/quota", open),
             ("/zookeeper/config", read),
         ] {
-            t.replace(p, Some(Node::new(0, 0, 0, acl, Box::default())));
+            t.replace(p, Some(Node::new(0, 0, 0, acl, Some(Box::default()))));
         }
         t
     }
@@ -113,7 +113,7 @@ impl DataTree {
                 // Take the new ACL reference before releasing the old one, so a shared
                 // slot is never freed in between.
                 self.acls.add_ref(n.acl);
-                let added = (self.node_hash(path, &n), n.kind(), n.data.len());
+                let added = (self.node_hash(path, &n), n.kind(), n.data_len());
                 let old = match self.nodes.get_mut(path) {
                     Some(slot) => Some(std::mem::replace(slot, n)),
                     None => {
@@ -168,7 +168,7 @@ impl DataTree {
     fn remove_indexes(&mut self, path: &str, n: &Node) {
         self.digest = self.digest.wrapping_sub(self.node_hash(path, n));
         self.acls.release(n.acl);
-        self.data_size -= (path.len() + n.data.len()) as i64;
+        self.data_size -= (path.len() + n.data_len()) as i64;
         match n.kind() {
             NodeKind::Persistent => {}
             NodeKind::Container => {
@@ -224,7 +224,8 @@ impl DataTree {
     }
 
     fn node_hash(&self, path: &str, n: &Node) -> u64 {
-        digest::content(path, &n.data, self.acls.get(n.acl)).wrapping_add(digest::meta(path, n))
+        digest::content(path, n.data.as_deref(), self.acls.get(n.acl))
+            .wrapping_add(digest::meta(path, n))
     }
 
     // ---- reads --------------------------------------------------------------------------
@@ -240,8 +241,9 @@ impl DataTree {
     }
 
     /// The node's data and Stat (getData).
-    pub fn get_data(&self, path: &str) -> Option<(&[u8], Stat)> {
-        self.node(path).map(|n| (&*n.data, n.stat()))
+    /// `None` data is null, which ZooKeeper keeps apart from empty.
+    pub fn get_data(&self, path: &str) -> Option<(Option<&[u8]>, Stat)> {
+        self.node(path).map(|n| (n.data.as_deref(), n.stat()))
     }
 
     /// The node's ACL and Stat (getACL).
@@ -424,7 +426,7 @@ impl DataTree {
         let size: i64 = self
             .nodes
             .iter()
-            .map(|(p, n)| (p.len() + n.data.len()) as i64)
+            .map(|(p, n)| (p.len() + n.data_len()) as i64)
             .sum();
         assert_eq!(self.data_size, size, "data size");
         let eph: usize = self.sessions.values().map(|s| s.ephemerals.len()).sum();

@@ -23,7 +23,7 @@ fn create(path: &str, data: &[u8], mode: CreateMode) -> Op {
     let ttl_ms = if mode.is_ttl() { 50 } else { Op::NO_TTL };
     Op::Create {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms,
@@ -116,7 +116,7 @@ fn workload() -> Vec<Command> {
             t,
             Op::SetData {
                 path: format!("/n{}", i % 5),
-                data: vec![i as u8],
+                data: Some(vec![i as u8]),
                 version: -1,
             },
         ));
@@ -317,7 +317,7 @@ fn to_op(op: &MOp) -> Op {
         },
         MOp::Set(p, d, v) => Op::SetData {
             path: p.clone(),
-            data: d.clone(),
+            data: Some(d.clone()),
             version: *v,
         },
     }
@@ -348,7 +348,7 @@ fn user_view(t: &DataTree) -> Model {
     while let Some(p) = stack.pop() {
         if !p.starts_with("/zookeeper") {
             let (d, s) = t.get_data(&p).unwrap();
-            out.insert(p.clone(), (d.to_vec(), s.version));
+            out.insert(p.clone(), (d.unwrap_or_default().to_vec(), s.version));
         }
         for c in t.children(&p).unwrap() {
             stack.push(if p == "/" {

@@ -36,7 +36,7 @@ pub fn acl() -> Vec<Acl> {
 pub fn create(path: &str, flags: i32) -> CreateRequest {
     CreateRequest {
         path: path.into(),
-        data: b"data".to_vec(),
+        data: Some(b"data".to_vec()),
         acl: acl(),
         flags,
     }
@@ -45,7 +45,7 @@ pub fn create(path: &str, flags: i32) -> CreateRequest {
 pub fn create_ttl() -> CreateTtlRequest {
     CreateTtlRequest {
         path: "/t".into(),
-        data: vec![0, 255],
+        data: Some(vec![0, 255]),
         acl: acl(),
         flags: 5,
         ttl: 60_000,
@@ -86,7 +86,7 @@ pub fn sample_requests() -> Vec<(Xid, Request)> {
             Xid(8),
             Request::SetData(SetDataRequest {
                 path: s("/a"),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 version: 3,
             }),
         ),
@@ -134,7 +134,7 @@ pub fn sample_requests() -> Vec<(Xid, Request)> {
                 }),
                 MultiOp::SetData(SetDataRequest {
                     path: s("/m2"),
-                    data: vec![],
+                    data: Some(vec![]),
                     version: -1,
                 }),
                 MultiOp::Check(CheckVersionRequest {
