@@ -26,8 +26,10 @@ pub struct RaftConfig {
     /// Every voter: id → peer address. Used to form the ensemble on first start only; after
     /// that the membership is what the log says.
     pub members: BTreeMap<u64, String>,
-    /// Where the log, the meta file and the snapshots live.
+    /// Where the meta file and the snapshots live (and the log, unless `log_dir` is set).
     pub data_dir: PathBuf,
+    /// Where the log lives, if apart from `data_dir` (ZooKeeper's `dataLogDir`).
+    pub log_dir: Option<PathBuf>,
     /// Applied entries between snapshots (ZooKeeper's `snapCount`).
     pub snapshot_every_entries: u64,
     /// Snapshots kept on disk (ZooKeeper's `autopurge.snapRetainCount`).
@@ -51,6 +53,7 @@ impl RaftConfig {
             node_id,
             members,
             data_dir: data_dir.into(),
+            log_dir: None,
             snapshot_every_entries: 100_000,
             snapshots_to_keep: 3,
             log_entries_kept_behind_snapshot: 1_000,
@@ -220,7 +223,7 @@ impl RaftNode {
     /// recovers the vote, log and newest snapshot, and replays the committed log into `sm`.
     /// A single-voter node returns once it leads and has applied everything in its log.
     pub async fn start(cfg: RaftConfig, sm: Box<dyn StateMachine>) -> Result<RaftNode, RaftError> {
-        let backends = crate::storage::open(&cfg.data_dir)?;
+        let backends = crate::storage::open(&cfg.data_dir, cfg.log_dir.as_deref())?;
         Self::start_with(cfg, sm, backends, Arc::new(NoPeers)).await
     }
 

@@ -23,17 +23,33 @@ fn err(e: StorageError) -> BackendError {
     BackendError(e.to_string())
 }
 
-/// Opens (creating if needed) the stores of `data_dir` on the real filesystem.
-pub(crate) fn open(data_dir: &Path) -> Result<Backends, crate::RaftError> {
-    open_on(Arc::new(RealDisk::new()), data_dir)
+/// Opens (creating if needed) the stores on the real filesystem: the log under `log_dir`
+/// when given, the rest under `data_dir`.
+pub(crate) fn open(data_dir: &Path, log_dir: Option<&Path>) -> Result<Backends, crate::RaftError> {
+    open_split_on(Arc::new(RealDisk::new()), data_dir, log_dir)
 }
 
 /// Opens the stores of `data_dir` on `disk` (the real one, or warren-storage's `FaultyDisk`).
 pub fn open_on(disk: Arc<dyn Disk>, data_dir: &Path) -> Result<Backends, crate::RaftError> {
+    open_split_on(disk, data_dir, None)
+}
+
+/// Opens the stores with the log under `log_dir` when given (ZooKeeper's `dataLogDir`, so
+/// the log can have a disk of its own) and meta and snapshots under `data_dir` (ZooKeeper's
+/// `dataDir`). Each directory is a `DataDir` with its own `VERSION`.
+pub fn open_split_on(
+    disk: Arc<dyn Disk>,
+    data_dir: &Path,
+    log_dir: Option<&Path>,
+) -> Result<Backends, crate::RaftError> {
     let storage = |e: StorageError| crate::RaftError::Storage(e.to_string());
     let dir = DataDir::open(disk.clone(), data_dir).map_err(storage)?;
-    let (log, report) =
-        SegmentLog::open(disk.clone(), &dir.log_dir(), LogOptions::default()).map_err(storage)?;
+    let log_root = match log_dir {
+        Some(l) if l != data_dir => DataDir::open(disk.clone(), l).map_err(storage)?,
+        _ => dir.clone(),
+    };
+    let (log, report) = SegmentLog::open(disk.clone(), &log_root.log_dir(), LogOptions::default())
+        .map_err(storage)?;
     if let Some(torn) = &report.torn_tail {
         tracing::warn!(
             file = %torn.file.display(),

@@ -339,3 +339,31 @@ async fn acknowledged_proposals_survive_a_crash_and_eio_stops_the_node() {
     node.propose(payload(21)).await.unwrap();
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_lives_in_its_own_directory_when_one_is_given() {
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let cfg = RaftConfig {
+        log_dir: Some(logs.path().to_path_buf()),
+        ..RaftConfig::standalone(data.path())
+    };
+
+    // Phase 1: entries go to the log directory; meta stays in the data directory.
+    let sm = ListSm::default();
+    let node = start_disk(&cfg, &sm).await;
+    for i in 0..10 {
+        node.propose(payload(i)).await.unwrap();
+    }
+    node.shutdown().await;
+    let segments = |d: &std::path::Path| std::fs::read_dir(d.join("log")).map_or(0, |r| r.count());
+    assert!(segments(logs.path()) > 0, "segments under the log directory");
+    assert_eq!(segments(data.path()), 0, "no segments under the data directory");
+    assert!(data.path().join("meta").exists());
+
+    // Phase 2: a restart with the same two directories replays everything.
+    let sm2 = ListSm::default();
+    let node = start_disk(&cfg, &sm2).await;
+    assert_eq!(sm2.list(), sm.list());
+    node.shutdown().await;
+}
