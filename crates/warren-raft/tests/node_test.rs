@@ -357,8 +357,15 @@ async fn the_log_lives_in_its_own_directory_when_one_is_given() {
     }
     node.shutdown().await;
     let segments = |d: &std::path::Path| std::fs::read_dir(d.join("log")).map_or(0, |r| r.count());
-    assert!(segments(logs.path()) > 0, "segments under the log directory");
-    assert_eq!(segments(data.path()), 0, "no segments under the data directory");
+    assert!(
+        segments(logs.path()) > 0,
+        "segments under the log directory"
+    );
+    assert_eq!(
+        segments(data.path()),
+        0,
+        "no segments under the data directory"
+    );
     assert!(data.path().join("meta").exists());
 
     // Phase 2: a restart with the same two directories replays everything.
