@@ -1,0 +1,51 @@
+# warren's one gate: `make verify` runs exactly what CI runs (.ci/run calls it), read-only.
+#   make verify   format check, clippy, tests, doctests, docs
+#   make kazoo    kazoo 2.11's own test suite against `warren server` (tests/kazoo/)
+#   make kazoo-zookeeper   the same suite against Apache ZooKeeper 3.8, our reference
+# Prerequisites (kazoo's venv, Debian's zookeeper) are installed by `bash .ci/run`.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+
+# One build directory shared by every checkout and CI run, so repeated runs reuse builds.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/warren/target
+export CARGO_TARGET_DIR
+CARGO ?= cargo
+WARREN_BIN ?= $(CARGO_TARGET_DIR)/debug/warren
+
+.PHONY: verify fmt-check clippy test doctest doc kazoo kazoo-zookeeper build
+
+verify: fmt-check clippy test doctest doc
+# kazoo joins verify when warren server answers (issue 2)
+	@echo "verify: all checks passed"
+
+fmt-check:
+	@echo "== cargo fmt --check"
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	@echo "== cargo clippy"
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+test:
+	@echo "== cargo nextest"
+	$(CARGO) nextest run --locked --workspace --profile ci
+
+doctest:
+	@echo "== cargo test --doc"
+	$(CARGO) test --locked --workspace --doc
+
+doc:
+	@echo "== cargo doc"
+	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --locked --workspace --no-deps
+
+build:
+	$(CARGO) build --locked -p warren
+
+kazoo: build
+	@echo "== kazoo against warren ($(WARREN_BIN))"
+	WARREN_BIN=$(WARREN_BIN) KAZOO_TARGET=warren tests/kazoo/run.sh
+
+kazoo-zookeeper:
+	@echo "== kazoo against Apache ZooKeeper 3.8"
+	KAZOO_TARGET=zookeeper tests/kazoo/run.sh
