@@ -83,7 +83,10 @@ fn crud_with_zookeepers_error_codes() {
     assert_eq!(c.call(&create("/a", b"", 0)).0, ErrorCode::NodeExists);
     assert_eq!(c.call(&create("/x/y", b"", 0)).0, ErrorCode::NoNode);
     let d: GetDataResponse = c.ok(&get("/a", false));
-    assert_eq!((d.data.as_deref(), d.stat.version), (Some(b"one".as_slice()), 0));
+    assert_eq!(
+        (d.data.as_deref(), d.stat.version),
+        (Some(b"one".as_slice()), 0)
+    );
 
     // Phase 2: versioned writes.
     let s: SetDataResponse = c.ok(&set("/a", b"two", 0));
@@ -142,14 +145,26 @@ fn null_data_stays_apart_from_empty_data() {
     let server = TestServer::start(dir.path());
     let mut c = RawClient::connect(server.addr);
     // Phase 1: created with null data, read back as null (length -1), dataLength 0.
-    let req = Request::Create(CreateRequest { path: "/n".into(), data: None, acl: Acl::open_unsafe(), flags: 0 });
+    let req = Request::Create(CreateRequest {
+        path: "/n".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 0,
+    });
     c.ok::<CreateResponse>(&req);
     let d: GetDataResponse = c.ok(&get("/n", false));
     assert_eq!((d.data, d.stat.data_length), (None, 0));
     // Phase 2: set to empty, then back to null.
     c.ok::<SetDataResponse>(&set("/n", b"", -1));
-    assert_eq!(c.ok::<GetDataResponse>(&get("/n", false)).data, Some(vec![]));
-    let req = Request::SetData(SetDataRequest { path: "/n".into(), data: None, version: -1 });
+    assert_eq!(
+        c.ok::<GetDataResponse>(&get("/n", false)).data,
+        Some(vec![])
+    );
+    let req = Request::SetData(SetDataRequest {
+        path: "/n".into(),
+        data: None,
+        version: -1,
+    });
     c.ok::<SetDataResponse>(&req);
     assert_eq!(c.ok::<GetDataResponse>(&get("/n", false)).data, None);
 }
@@ -175,7 +190,10 @@ fn a_watch_event_reaches_the_client_before_the_reply_that_follows_the_change() {
     let xid = b.send(&get("/w", false));
     expect_event(&mut b, "/w", EventType::NodeDataChanged);
     let (_, body) = b.reply(xid);
-    assert_eq!(GetDataResponse::from_bytes(&body).unwrap().data.unwrap(), b"v2");
+    assert_eq!(
+        GetDataResponse::from_bytes(&body).unwrap().data.unwrap(),
+        b"v2"
+    );
 
     // Phase 3: one-shot: a second change fires nothing; a delete fires NodeDeleted to an
     // exists watch and NodeChildrenChanged to the parent's child watch.
