@@ -169,7 +169,7 @@ pub enum Pending {
     Read(ReadFn),
     /// A request whose answer comes from elsewhere (a sync barrier), by token.
     Waiting {
-        /// Matches the [`Conn::finish`] call that completes it.
+        /// Matches the [`ConnState::finish`] call that completes it.
         token: u64,
     },
     /// An answer that goes out once everything ahead of it has.
