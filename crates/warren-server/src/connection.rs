@@ -23,6 +23,7 @@ use crate::auth::{AuthOutcome, authenticate};
 use crate::conn::{Conn, OutMsg, OutboxReader, Pending, WriteKind, outbox};
 use crate::core::proposal_failed;
 use crate::requests::{Action, Caller, RequestRules, plan};
+use crate::sasl::DigestMd5Server;
 use crate::server::ServerCtx;
 
 /// Why a connection was closed by the server.
@@ -58,6 +59,19 @@ pub async fn serve<S>(ctx: Arc<ServerCtx>, stream: S, peer: std::net::SocketAddr
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    serve_with_auth(ctx, stream, peer, Vec::new()).await;
+}
+
+/// Serves one accepted connection that starts with `ids` besides `ip:<peer>` (the `x509`
+/// identity of a verified TLS client certificate).
+pub async fn serve_with_auth<S>(
+    ctx: Arc<ServerCtx>,
+    stream: S,
+    peer: std::net::SocketAddr,
+    ids: Vec<Id>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let limits = &ctx.cfg.limits;
     let (tx, rx) = outbox(limits.outbox_bytes_max as usize);
     let registered =
@@ -71,7 +85,7 @@ where
     };
     let (reader, writer) = tokio::io::split(stream);
     let writer_task = tokio::spawn(write_loop(writer, rx));
-    let result = read_loop(&ctx, &conn, reader).await;
+    let result = read_loop(&ctx, &conn, reader, ids).await;
     match &result {
         Ok(()) => debug!(%peer, conn = conn.id, "connection closed"),
         Err(e) => debug!(%peer, conn = conn.id, error = %e, "connection closed"),
@@ -116,7 +130,12 @@ async fn read_body<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> Result<Vec<u8
     Ok(body)
 }
 
-async fn read_loop<R>(ctx: &Arc<ServerCtx>, conn: &Arc<Conn>, mut r: R) -> Result<(), ConnError>
+async fn read_loop<R>(
+    ctx: &Arc<ServerCtx>,
+    conn: &Arc<Conn>,
+    mut r: R,
+    ids: Vec<Id>,
+) -> Result<(), ConnError>
 where
     R: AsyncRead + Unpin,
 {
@@ -140,6 +159,8 @@ where
         return Ok(());
     };
     let mut auth: Vec<Id> = vec![Id::new("ip", conn.peer.ip().to_string())];
+    auth.extend(ids);
+    let mut sasl = DigestMd5Server::new(ctx.sasl_users.clone());
     loop {
         let len = read_len(&mut r, max).await?;
         let body = read_body(&mut r, len).await?;
@@ -150,9 +171,11 @@ where
         ctx.touch(session);
         let request = match decode_request(&header, rest) {
             Ok(req) => req,
-            // ZooKeeper closes on an auth body that does not parse and answers
+            // ZooKeeper closes on an auth or sasl body that does not parse and answers
             // MarshallingError to any other.
-            Err(e) if header.op == OpCode::Auth.code() => return Err(e.into()),
+            Err(e) if header.op == OpCode::Auth.code() || header.op == OpCode::Sasl.code() => {
+                return Err(e.into());
+            }
             Err(e) => {
                 debug!(conn = conn.id, error = %e, "request body does not decode");
                 let zxid = ctx.shared.tree.read().last_zxid();
@@ -183,6 +206,14 @@ where
                         return Err(ConnError::AuthFailed);
                     }
                 }
+            }
+            Request::Sasl(r) => {
+                let reply = crate::sasl::answer(&mut sasl, header.xid, &r.token);
+                conn.outbox.send(reply.frame);
+                if reply.failed {
+                    return Err(ConnError::AuthFailed);
+                }
+                auth.extend(reply.identity.filter(|id| !auth.contains(id)));
             }
             request => {
                 let caller = Caller {

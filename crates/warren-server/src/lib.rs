@@ -9,6 +9,8 @@
 //! - [`watch`]: the watch registry (ZooKeeper's two `WatchManager`s).
 //! - [`expiry`]: session deadlines in tick buckets, run by the leader.
 //! - [`auth`]: digest and ip identities.
+//! - [`sasl`]: SASL DIGEST-MD5 (opcode 102) with users from a JAAS file.
+//! - [`tls`]: the TLS client port (`secureClientPort`) and `x509` identities.
 //! - [`config`], [`limits`]: zoo.cfg, flags, and every bound in one place.
 //! - [`fourlw`], [`stats`]: four-letter words.
 
@@ -21,6 +23,8 @@ pub mod expiry;
 pub mod fourlw;
 pub mod limits;
 pub mod requests;
+pub mod sasl;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod watch;

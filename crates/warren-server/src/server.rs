@@ -42,6 +42,12 @@ pub enum ServerError {
     /// data is corrupt.
     #[error("{0}")]
     Raft(String),
+    /// The secure client port's key or trust store cannot be used.
+    #[error("secure client port: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// The JAAS file (`java.security.auth.login.config`) cannot be used.
+    #[error("{0}")]
+    Jaas(#[from] crate::sasl::JaasError),
 }
 
 /// Counters for the four-letter words.
@@ -79,6 +85,8 @@ pub struct ServerCtx {
     pub raft: Arc<RaftNode>,
     /// Counters.
     pub stats: Stats,
+    /// SASL DIGEST-MD5 users from the JAAS file's `Server` section, if any.
+    pub sasl_users: Option<Arc<crate::sasl::SaslUsers>>,
     proposals: mpsc::UnboundedSender<Proposal>,
     next_session: AtomicI64,
 }
@@ -174,6 +182,7 @@ fn first_session_id(node_id: u64) -> i64 {
 pub struct Server {
     ctx: Arc<ServerCtx>,
     local_addr: SocketAddr,
+    secure_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -182,6 +191,14 @@ impl Server {
     /// Opens the data directory, recovers, and starts listening.
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         let node_id = u64::from(cfg.my_id.unwrap_or(1));
+        let sasl_users = match &cfg.jaas_config_path {
+            Some(path) => crate::sasl::SaslUsers::load(path, crate::sasl::DEFAULT_SECTION)?,
+            None => None,
+        };
+        let tls = match cfg.secure_client_port {
+            Some(_) => Some(crate::tls::acceptor(&cfg.ssl)?),
+            None => None,
+        };
         let shared = Arc::new(Shared::new(
             node_id,
             DataTree::new(),
@@ -191,7 +208,8 @@ impl Server {
         let raft_cfg = RaftConfig {
             snapshot_every_entries: cfg.snap_count.into(),
             snapshots_to_keep: cfg.snap_retain_count as usize,
-            ..RaftConfig::new(node_id, members, cfg.effective_data_log_dir())
+            log_dir: cfg.data_log_dir.clone(),
+            ..RaftConfig::new(node_id, members, cfg.data_dir.clone())
         };
         let sm = Box::new(ServerStateMachine::new(shared.clone()));
         let raft = RaftNode::start(raft_cfg, sm)
@@ -212,25 +230,44 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let secure = match (cfg.secure_client_port, tls) {
+            (Some(port), Some(acceptor)) => {
+                let host = cfg
+                    .secure_client_port_address
+                    .as_deref()
+                    .unwrap_or("0.0.0.0");
+                Some((bind(&format!("{host}:{port}")).await?, acceptor))
+            }
+            _ => None,
+        };
         let (ptx, prx) = mpsc::unbounded_channel();
         let ctx = Arc::new(ServerCtx {
             cfg,
             shared,
             raft,
             stats: Stats::default(),
+            sasl_users: sasl_users.map(Arc::new),
             proposals: ptx,
             next_session: AtomicI64::new(first_session_id(node_id)),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(proposer(ctx.clone(), prx)),
             tokio::spawn(leader_ticks(ctx.clone(), stop_rx.clone())),
-            tokio::spawn(accept_loop(ctx.clone(), listener, stop_rx)),
+            tokio::spawn(accept_loop(ctx.clone(), listener, stop_rx.clone())),
         ];
+        let mut secure_addr = None;
+        if let Some(((listener, addr), acceptor)) = secure {
+            secure_addr = Some(addr);
+            info!(%addr, "serving TLS");
+            let accept = crate::tls::accept_loop(ctx.clone(), listener, acceptor, stop_rx);
+            tasks.push(tokio::spawn(accept));
+        }
         info!(%local_addr, node_id, zxid = ctx.shared.tree.read().last_zxid().0, "serving");
         Ok(Server {
             ctx,
             local_addr,
+            secure_addr,
             stop,
             tasks,
         })
@@ -239,6 +276,11 @@ impl Server {
     /// The client port's address (useful when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The secure (TLS) client port's address, when `secureClientPort` is set.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.secure_addr
     }
 
     /// The server's shared context (tests, four-letter words).
@@ -274,6 +316,16 @@ impl Server {
         self.ctx.raft.shutdown().await;
         info!("stopped");
     }
+}
+
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let bind_error = |source| ServerError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
 }
 
 async fn accept_loop(ctx: Arc<ServerCtx>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
