@@ -240,3 +240,66 @@ pub fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     s.read_exact(&mut body).ok()?;
     Some(body)
 }
+
+// ---------------------------------------------------------------------------------------
+// Additions for the differential test (`tests/differential.rs`): handshakes with any
+// `ConnectRequest` (old clients without the readOnly byte, refused sessions), frames that
+// may not arrive, and raw request bodies.
+
+impl RawClient {
+    /// Sends `req` as the handshake and returns the server's answer, with the connection
+    /// when the server granted a session (timeout not 0). `None` for the answer when the
+    /// server closed the connection without one.
+    pub fn handshake(
+        addr: SocketAddr,
+        req: &ConnectRequest,
+    ) -> (Option<RawClient>, Option<ConnectResponse>) {
+        let mut stream = Self::tcp(addr);
+        write_frame(&mut stream, &req.to_bytes());
+        let Some(body) = read_frame(&mut stream) else {
+            return (None, None);
+        };
+        let resp = ConnectResponse::from_bytes(&body).expect("connect response decodes");
+        if resp.timeout_ms == 0 {
+            return (None, Some(resp));
+        }
+        let client = RawClient {
+            stream,
+            session: resp.session_id,
+            passwd: resp.passwd.clone(),
+            timeout_ms: resp.timeout_ms,
+            next_xid: 1,
+        };
+        (Some(client), Some(resp))
+    }
+
+    /// The next frame with its reply header (a notification's header carries a zxid since
+    /// ZooKeeper 3.9): `(header, None, body)` for a reply, `(header, Some(event), [])` for
+    /// an event; `None` once the server has closed the connection or sent nothing within
+    /// the read timeout.
+    pub fn try_next_raw(&mut self) -> Option<(ReplyHeader, Option<WatcherEvent>, Vec<u8>)> {
+        let body = read_frame(&mut self.stream)?;
+        let mut r = Reader::new(&body);
+        let header = ReplyHeader::decode(&mut r).expect("reply header");
+        let rest = body[r.position()..].to_vec();
+        if header.xid == Xid::NOTIFICATION {
+            let event = WatcherEvent::from_bytes(&rest).expect("event decodes");
+            Some((header, Some(event), Vec::new()))
+        } else {
+            Some((header, None, rest))
+        }
+    }
+
+    /// Sends a request frame with opcode `op` and the raw `body` (which need not decode);
+    /// returns its xid.
+    pub fn send_raw(&mut self, op: i32, body: &[u8]) -> Xid {
+        let xid = Xid(self.next_xid);
+        self.next_xid += 1;
+        let mut frame = Vec::with_capacity(8 + body.len());
+        frame.extend_from_slice(&xid.0.to_be_bytes());
+        frame.extend_from_slice(&op.to_be_bytes());
+        frame.extend_from_slice(body);
+        write_frame(&mut self.stream, &frame);
+        xid
+    }
+}
