@@ -85,6 +85,8 @@ pub struct ServerCtx {
     pub raft: Arc<RaftNode>,
     /// Counters.
     pub stats: Stats,
+    /// The client port actually bound (the configured one may be 0), as `conf` reports it.
+    pub client_port: u16,
     /// SASL DIGEST-MD5 users from the JAAS file's `Server` section, if any.
     pub sasl_users: Option<Arc<crate::sasl::SaslUsers>>,
     proposals: mpsc::UnboundedSender<Proposal>,
@@ -246,6 +248,7 @@ impl Server {
             shared,
             raft,
             stats: Stats::default(),
+            client_port: local_addr.port(),
             sasl_users: sasl_users.map(Arc::new),
             proposals: ptx,
             next_session: AtomicI64::new(first_session_id(node_id)),

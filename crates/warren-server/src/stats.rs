@@ -67,7 +67,7 @@ pub fn collect(ctx: &ServerCtx) -> ServerStats {
     ServerStats {
         mode,
         server_id: shared.node_id,
-        client_port: Some(ctx.cfg.client_port),
+        client_port: Some(ctx.client_port),
         secure_client_port: ctx.cfg.secure_client_port,
         packets_received: ctx.stats.packets_received(),
         last_zxid: tree.last_zxid().0,

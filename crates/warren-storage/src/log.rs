@@ -597,6 +597,16 @@ fn plan_recovery(loaded: Vec<Loaded>, purged_to: Option<u64>, opts: LogOptions) 
                 format!("{reason}, in a segment that is not the last"),
             ));
         }
+        if let Some((after, index)) = l.scan.valid_after_bad {
+            return Err(corrupt(
+                &l.path,
+                *offset,
+                format!(
+                    "{reason}; a valid record (index {index}) follows at offset {after}, so \
+                     this is damage to data written whole, not a torn write"
+                ),
+            ));
+        }
         if bad_bytes > u64::from(opts.batch_bytes_max) {
             return Err(corrupt(
                 &l.path,

@@ -156,6 +156,10 @@ pub(crate) struct Scan {
     pub file_len: u64,
     /// The first bad record, if any: its offset and why.
     pub bad: Option<(u64, String)>,
+    /// A valid record found after the bad one, if any: its offset and index. A crash can
+    /// leave only garbage or zeros after a torn write; a valid record after damage means the
+    /// damage is corruption of data that was written whole.
+    pub valid_after_bad: Option<(u64, u64)>,
 }
 
 /// Scans a segment's bytes: header, then records until the end or the first bad one.
@@ -164,6 +168,7 @@ pub(crate) fn scan(file: &Path, bytes: &[u8], payload_max: u64) -> Result<Scan> 
     let mut offsets = Vec::new();
     let mut at = HEADER_BYTES as usize;
     let mut bad = None;
+    let mut valid_after_bad = None;
     while at < bytes.len() {
         let expected = first_index + offsets.len() as u64;
         match parse_record(bytes, at, expected, payload_max) {
@@ -173,6 +178,7 @@ pub(crate) fn scan(file: &Path, bytes: &[u8], payload_max: u64) -> Result<Scan> 
             }
             Err(reason) => {
                 bad = Some((at as u64, reason));
+                valid_after_bad = find_record_after(bytes, at + 1, expected, payload_max);
                 break;
             }
         }
@@ -183,5 +189,34 @@ pub(crate) fn scan(file: &Path, bytes: &[u8], payload_max: u64) -> Result<Scan> 
         valid_len: at as u64,
         file_len: bytes.len() as u64,
         bad,
+        valid_after_bad,
+    })
+}
+
+/// The first offset at or after `from` holding a record with a valid checksum and an index
+/// at or after `expected` (and not absurdly far past it): `(offset, index)`.
+///
+/// Only recovery calls this, on at most one group-commit batch of bytes: the probe at each
+/// offset stops at the first header field that cannot fit.
+fn find_record_after(
+    bytes: &[u8],
+    from: usize,
+    expected: u64,
+    payload_max: u64,
+) -> Option<(u64, u64)> {
+    const INDEX_SLACK: u64 = 1 << 20;
+    let header = RECORD_HEADER_BYTES as usize;
+    (from..bytes.len().saturating_sub(header - 1)).find_map(|at| {
+        let rest = &bytes[at..];
+        let len = u64::from(u32_at(rest, 0));
+        if len > payload_max || (rest.len() as u64) < RECORD_HEADER_BYTES + len {
+            return None;
+        }
+        let index = u64_at(rest, 8);
+        if index < expected || index - expected > INDEX_SLACK {
+            return None;
+        }
+        let payload = &rest[header..header + len as usize];
+        (record_crc(index, payload) == u32_at(rest, 4)).then_some((at as u64, index))
     })
 }

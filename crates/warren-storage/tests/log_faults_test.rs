@@ -326,3 +326,40 @@ fn lost_fsync_loses_acknowledged_records_but_recovers_cleanly() {
     assert_eq!(log.last_index(), Some(10));
     check_all(&log, 1..=10);
 }
+
+#[test]
+fn flipped_byte_in_the_last_segment_with_records_after_it_is_corruption() {
+    // Within one group-commit batch of the end, but followed by valid records: a crash cannot
+    // leave that, so the records after it were written whole and must not be cut.
+    let disk = FaultyDisk::new(14);
+    let (mut log, _) = open(&disk, wide());
+    append_range(&mut log, 1..51);
+    log.sync().unwrap();
+    drop(log);
+    let seg = last_segment(&disk);
+    let len = disk.file_bytes(&seg).unwrap().len() as u64;
+    disk.corrupt_byte(&seg, len / 2, 0x40).unwrap();
+
+    let (file, offset, shown) = expect_corrupt(&disk, wide());
+    assert_eq!(file, seg);
+    assert!(offset <= len / 2, "{shown}");
+    assert!(shown.contains("not a torn write"), "{shown}");
+    // Nothing was cut: the bytes are as the damage left them.
+    assert_eq!(disk.file_bytes(&seg).unwrap().len() as u64, len);
+}
+
+#[test]
+fn a_damaged_last_record_with_nothing_after_it_is_a_torn_tail() {
+    let disk = FaultyDisk::new(15);
+    let (mut log, _) = open(&disk, wide());
+    append_range(&mut log, 1..11);
+    log.sync().unwrap();
+    drop(log);
+    let seg = last_segment(&disk);
+    let len = disk.file_bytes(&seg).unwrap().len() as u64;
+    disk.corrupt_byte(&seg, len - 1, 0x01).unwrap();
+
+    let (log, report) = open(&disk, wide());
+    assert!(report.torn_tail.is_some());
+    assert_eq!(log.last_index(), Some(9));
+}

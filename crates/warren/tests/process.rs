@@ -142,8 +142,6 @@ async fn defaults_keep_data_in_warren_data_of_the_working_directory() {
 }
 
 #[test]
-#[ignore = "server defect: with --client-port 0, `conf` says clientPort=0, not the port bound \
-            (ZooKeeper prints its listener's port); stats.rs fills it from the config"]
 fn conf_reports_the_bound_client_port() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data = tmp.path().join("data");
@@ -428,17 +426,11 @@ async fn flipped_byte_in_small_log(stop: Stop) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server defect: a flipped byte within the last 8 MiB of the log is taken for a torn \
-            tail and cut from the file on disk, acknowledged records with it; start-up then \
-            fails only on openraft's 'Failed to get log entries', naming no file or offset"]
 async fn corrupt_small_log_after_sigterm_stops_start_up_naming_file_and_offset() {
     flipped_byte_in_small_log(Stop::Sigterm).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server defect: after a SIGKILL, a flipped byte within the last 8 MiB of the log is \
-            cut as a torn tail and the server starts without those acknowledged writes \
-            (24 of 50 znodes left, only a WARN in the log)"]
 async fn corrupt_small_log_after_sigkill_stops_start_up_naming_file_and_offset() {
     flipped_byte_in_small_log(Stop::Sigkill).await;
 }
