@@ -208,9 +208,12 @@ where
                 }
             }
             Request::Sasl(r) => {
+                // In FIFO order: clients pipeline the first token behind the handshake, and
+                // ZooKeeper reads nothing more until the handshake is answered.
                 let reply = crate::sasl::answer(&mut sasl, header.xid, &r.token);
-                conn.outbox.send(reply.frame);
+                answer(ctx, conn, reply.frame, reply.failed);
                 if reply.failed {
+                    wait_closed(conn, handshake).await;
                     return Err(ConnError::AuthFailed);
                 }
                 auth.extend(reply.identity.filter(|id| !auth.contains(id)));
@@ -228,6 +231,17 @@ where
         }
         session = conn.session();
     }
+}
+
+/// Waits, at most `limit`, until everything queued before the close has been handed to the
+/// writer (ZooKeeper stops reading from a connection it is about to close).
+async fn wait_closed(conn: &Conn, limit: std::time::Duration) {
+    let closed = async {
+        while !conn.outbox.is_closed() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    let _ = tokio::time::timeout(limit, closed).await;
 }
 
 /// Queues an immediate answer in FIFO order.

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{RawClient, test_config};
+use common::{RawClient, read_frame, test_config};
 use md5::{Digest as _, Md5};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -200,7 +200,7 @@ fn write_frame<S: Write>(s: &mut S, body: &[u8]) -> std::io::Result<()> {
     s.flush()
 }
 
-fn read_frame<S: Read>(s: &mut S) -> std::io::Result<Vec<u8>> {
+fn read_frame_io<S: Read>(s: &mut S) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len)?;
     let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
@@ -220,7 +220,7 @@ impl<S: Read + Write> Client<S> {
             read_only: Some(false),
         };
         write_frame(&mut stream, &req.to_bytes())?;
-        let resp = ConnectResponse::from_bytes(&read_frame(&mut stream)?).expect("decodes");
+        let resp = ConnectResponse::from_bytes(&read_frame_io(&mut stream)?).expect("decodes");
         assert_ne!(resp.timeout_ms, 0, "session granted");
         Ok(Client {
             stream,
@@ -233,7 +233,7 @@ impl<S: Read + Write> Client<S> {
         self.next_xid += 1;
         self.stream.write_all(&encode_request(xid, req)).unwrap();
         self.stream.flush().unwrap();
-        let body = read_frame(&mut self.stream).expect("a reply");
+        let body = read_frame_io(&mut self.stream).expect("a reply");
         let mut r = Reader::new(&body);
         let header = warren_proto::records::ReplyHeader::decode(&mut r).unwrap();
         assert_eq!(header.xid, xid, "the reply echoes the xid");
@@ -511,4 +511,56 @@ fn sasl_over_tls() {
     let who = ids(WhoAmIResponse::from_bytes(&body).unwrap());
     assert!(who.contains(&("sasl".into(), "bob".into())), "{who:?}");
     assert!(who.contains(&("x509".into(), CLIENT_DN.into())), "{who:?}");
+}
+
+/// Sends a handshake and a `sasl` request back to back, as zookeeper-client (Rust) does, and
+/// returns the stream with the handshake's answer read.
+fn pipelined_sasl(addr: SocketAddr, token: &[u8]) -> TcpStream {
+    let mut s = RawClient::tcp(addr);
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: Zxid(0),
+        timeout_ms: 10_000,
+        session_id: SessionId(0),
+        passwd: vec![0; 16],
+        read_only: Some(false),
+    };
+    let mut bytes = (req.to_bytes().len() as i32).to_be_bytes().to_vec();
+    bytes.extend(req.to_bytes());
+    bytes.extend(encode_request(Xid(1), &sasl(token)));
+    s.write_all(&bytes).unwrap();
+    let first = read_frame(&mut s).expect("the handshake's answer");
+    let resp = ConnectResponse::from_bytes(&first).expect("the handshake is answered first");
+    assert_ne!(resp.timeout_ms, 0);
+    s
+}
+
+fn sasl_reply(s: &mut TcpStream) -> (ErrorCode, Vec<u8>) {
+    let body = read_frame(s).expect("the sasl reply");
+    let mut r = Reader::new(&body);
+    let header = warren_proto::records::ReplyHeader::decode(&mut r).unwrap();
+    assert_eq!((header.xid, header.zxid), (Xid(1), Zxid(0)));
+    (header.err, body[r.position()..].to_vec())
+}
+
+#[test]
+fn sasl_pipelined_behind_the_handshake_is_answered_after_it() {
+    // Phase 1: with users, the challenge follows the handshake's answer.
+    let dir = tempfile::tempdir().unwrap();
+    let server = SecureServer::start(sasl_config(dir.path()));
+    let mut s = pipelined_sasl(server.addr, b"");
+    let (err, body) = sasl_reply(&mut s);
+    assert_eq!(err, ErrorCode::Ok);
+    let challenge = SetSaslResponse::from_bytes(&body).unwrap().token;
+    assert!(challenge.starts_with(b"realm=\"zk-sasl-md5\""));
+
+    // Phase 2: without a JAAS file, AuthFailed (with a null token) follows the handshake's
+    // answer, then the connection closes.
+    let dir = tempfile::tempdir().unwrap();
+    let server = SecureServer::start(test_config(dir.path(), &[]));
+    let mut s = pipelined_sasl(server.addr, b"");
+    let (err, body) = sasl_reply(&mut s);
+    assert_eq!(err, ErrorCode::AuthFailed);
+    assert_eq!(body, (-1i32).to_be_bytes());
+    assert!(common::is_closed(&mut s));
 }
