@@ -661,6 +661,15 @@ record! {
 }
 
 record! {
+    /// deleteContainer (opcode 20). ZooKeeper's leader sends it for its container sweep, but
+    /// its servers also accept it from clients (3.9 reads this record).
+    DeleteContainerRequest {
+        /// The node.
+        path: String = ustring,
+    }
+}
+
+record! {
     /// getAllChildrenNumber (opcode 104).
     GetAllChildrenNumberRequest {
         /// The node.

@@ -21,10 +21,11 @@
 use crate::jute::{DecodeError, Reader, Record, Writer};
 use crate::records::{
     AddWatchRequest, AuthPacket, CheckVersionRequest, CheckWatchesRequest, ConnectRequest,
-    CreateRequest, CreateTtlRequest, DeleteRequest, ExistsRequest, GetAclRequest,
-    GetAllChildrenNumberRequest, GetChildren2Request, GetChildrenRequest, GetDataRequest,
-    GetEphemeralsRequest, GetSaslRequest, MultiHeader, ReconfigRequest, RemoveWatchesRequest,
-    RequestHeader, SetAclRequest, SetDataRequest, SetWatches, SetWatches2, SyncRequest,
+    CreateRequest, CreateTtlRequest, DeleteContainerRequest, DeleteRequest, ExistsRequest,
+    GetAclRequest, GetAllChildrenNumberRequest, GetChildren2Request, GetChildrenRequest,
+    GetDataRequest, GetEphemeralsRequest, GetSaslRequest, MultiHeader, ReconfigRequest,
+    RemoveWatchesRequest, RequestHeader, SetAclRequest, SetDataRequest, SetWatches, SetWatches2,
+    SyncRequest,
 };
 use crate::types::{CreateMode, OpCode, Xid};
 
@@ -87,10 +88,12 @@ pub enum Request {
     WhoAmI,
     /// reconfig (16).
     Reconfig(ReconfigRequest),
+    /// deleteContainer (20): ZooKeeper accepts it from clients too (a write).
+    DeleteContainer(DeleteContainerRequest),
     /// sasl (102).
     Sasl(GetSaslRequest),
     /// An opcode a client may not send: undefined, or one ZooKeeper reserves for itself
-    /// (notification 0, error -1, createSession -10, deleteContainer 20). The body is not
+    /// (notification 0, error -1, createSession -10). The body is not
     /// read. ZooKeeper answers `Unimplemented` (-6) with the request's xid and then closes
     /// the connection (`UnimplementedRequestProcessor` calls `sendCloseSession`).
     Unknown(i32),
@@ -157,6 +160,7 @@ impl Request {
             Request::GetAllChildrenNumber(_) => OpCode::GetAllChildrenNumber,
             Request::WhoAmI => OpCode::WhoAmI,
             Request::Reconfig(_) => OpCode::Reconfig,
+            Request::DeleteContainer(_) => OpCode::DeleteContainer,
             Request::Sasl(_) => OpCode::Sasl,
             Request::Unknown(op) => return *op,
         };
@@ -184,6 +188,7 @@ impl Request {
             Request::RemoveWatches(r) => &r.path,
             Request::GetEphemerals(r) => &r.prefix_path,
             Request::GetAllChildrenNumber(r) => &r.path,
+            Request::DeleteContainer(r) => &r.path,
             Request::Multi(_)
             | Request::MultiRead(_)
             | Request::Ping
@@ -212,6 +217,7 @@ impl Request {
                 | Request::SetAcl(_)
                 | Request::Multi(_)
                 | Request::Reconfig(_)
+                | Request::DeleteContainer(_)
                 | Request::CloseSession
         )
     }
@@ -243,6 +249,7 @@ impl Request {
             Request::GetEphemerals(r) => r.encode(w),
             Request::GetAllChildrenNumber(r) => r.encode(w),
             Request::Reconfig(r) => r.encode(w),
+            Request::DeleteContainer(r) => r.encode(w),
             Request::Sasl(r) => r.encode(w),
         }
     }
@@ -426,9 +433,8 @@ pub fn decode_request(header: &RequestHeader, body: &[u8]) -> Result<Request, De
         OpCode::WhoAmI => Request::WhoAmI,
         OpCode::Reconfig => Request::Reconfig(ReconfigRequest::decode(r)?),
         OpCode::Sasl => Request::Sasl(GetSaslRequest::decode(r)?),
-        OpCode::Notification | OpCode::Error | OpCode::CreateSession | OpCode::DeleteContainer => {
-            Request::Unknown(header.op)
-        }
+        OpCode::DeleteContainer => Request::DeleteContainer(DeleteContainerRequest::decode(r)?),
+        OpCode::Notification | OpCode::Error | OpCode::CreateSession => Request::Unknown(header.op),
     })
 }
 

@@ -268,7 +268,7 @@ fn every_request_round_trips_through_a_frame() {
 
 #[test]
 fn opcodes_a_client_may_not_send_are_unknown_and_their_body_is_not_read() {
-    for op in [999, 10, 23, -2, 0, -1, -10, 20] {
+    for op in [999, 10, 23, -2, 0, -1, -10] {
         let h = RequestHeader { xid: Xid(1), op };
         assert_eq!(
             decode_request(&h, b"\xff\xff"),

@@ -22,7 +22,7 @@ use warren_tree::Op;
 use crate::auth::{AuthOutcome, authenticate};
 use crate::conn::{Conn, OutMsg, OutboxReader, Pending, WriteKind, outbox};
 use crate::core::proposal_failed;
-use crate::requests::{Action, Caller, RequestRules, plan};
+use crate::requests::{Action, Caller, RequestRules, plan, undecodable_write};
 use crate::sasl::DigestMd5Server;
 use crate::server::ServerCtx;
 
@@ -178,13 +178,16 @@ where
             }
             Err(e) => {
                 debug!(conn = conn.id, error = %e, "request body does not decode");
-                let zxid = ctx.shared.tree.read().last_zxid();
-                answer(
-                    ctx,
-                    conn,
-                    encode_error(header.xid, zxid, ErrorCode::MarshallingError),
-                    false,
-                );
+                // A write's body is read after it has a zxid in ZooKeeper: it is refused
+                // through the log. Any other gets MarshallingError at once.
+                if let Some((op, kind)) = undecodable_write(header.op) {
+                    conn.state.lock().push_write(header.xid, kind);
+                    ctx.propose(conn.clone(), header.xid, session, auth.clone(), op);
+                } else {
+                    let zxid = ctx.shared.tree.read().last_zxid();
+                    let frame = encode_error(header.xid, zxid, ErrorCode::MarshallingError);
+                    answer(ctx, conn, frame, false);
+                }
                 continue;
             }
         };
@@ -197,12 +200,15 @@ where
                                 auth.push(id);
                             }
                         }
+                        // In FIFO order, like sasl: a client may send addauth right behind
+                        // the handshake, whose answer must come first.
                         let ok = ReplyHeader::new(Xid::AUTH, Zxid(0), ErrorCode::Ok);
-                        conn.outbox.send(encode_reply_header(&ok));
+                        answer(ctx, conn, encode_reply_header(&ok), false);
                     }
                     AuthOutcome::Failed => {
-                        conn.outbox
-                            .send(encode_error(Xid::AUTH, Zxid(0), ErrorCode::AuthFailed));
+                        let frame = encode_error(Xid::AUTH, Zxid(0), ErrorCode::AuthFailed);
+                        answer(ctx, conn, frame, true);
+                        wait_closed(conn, handshake).await;
                         return Err(ConnError::AuthFailed);
                     }
                 }

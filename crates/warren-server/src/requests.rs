@@ -60,33 +60,27 @@ pub struct RequestRules {
 ///
 /// `zxid` is the last applied zxid, for answers given before the log.
 pub fn plan(xid: Xid, zxid: Zxid, req: Request, caller: &Caller, rules: RequestRules) -> Action {
-    match write_op(&req, rules) {
-        Some(Ok(op)) => {
-            let multi = match &req {
-                Request::Multi(ops) => ops.iter().map(multi_op_code).collect(),
-                _ => Vec::new(),
-            };
-            return Action::Write(
-                op,
-                WriteKind::Request {
-                    op: req.op(),
-                    multi,
-                },
-            );
-        }
-        Some(Err(code)) => return Action::Answer(encode_error(xid, zxid, code), false),
-        None => {}
+    if let Some(op) = write_op(&req, rules) {
+        let multi = match &req {
+            Request::Multi(ops) => ops.iter().map(multi_op_code).collect(),
+            _ => Vec::new(),
+        };
+        return Action::Write(
+            op,
+            WriteKind::Request {
+                op: req.op(),
+                multi,
+            },
+        );
     }
     match req {
         Request::Sync(r) => Action::Barrier(reply(xid, zxid, &SyncResponse { path: r.path })),
-        Request::Check(_) | Request::Sasl(_) => {
+        Request::Sasl(_) => {
             Action::Answer(encode_error(xid, zxid, ErrorCode::Unimplemented), false)
         }
-        Request::Reconfig(_) => {
-            Action::Answer(encode_error(xid, zxid, ErrorCode::ReconfigDisabled), false)
-        }
-        // ZooKeeper's UnimplementedRequestProcessor: zxid -1, then the connection closes.
-        Request::Unknown(_) => {
+        // ZooKeeper's UnimplementedRequestProcessor, for opcodes it does not serve (and since
+        // 3.9.3 for check outside multi, ZOOKEEPER-2623): zxid -1, then the connection closes.
+        Request::Unknown(_) | Request::Check(_) => {
             Action::Answer(encode_error(xid, Zxid(-1), ErrorCode::Unimplemented), true)
         }
         read => {
@@ -99,6 +93,38 @@ pub fn plan(xid: Xid, zxid: Zxid, req: Request, caller: &Caller, rules: RequestR
             }))
         }
     }
+}
+
+/// The log op of a write whose body did not decode: like ZooKeeper, which reads a write's
+/// body only after giving it a zxid, warren logs it as refused (MarshallingError).
+pub fn undecodable_write(op: i32) -> Option<(Op, WriteKind)> {
+    use OpCode::*;
+    let code = OpCode::from_code(op)?;
+    let write = matches!(
+        code,
+        Create
+            | Create2
+            | CreateContainer
+            | CreateTtl
+            | Delete
+            | DeleteContainer
+            | SetData
+            | SetAcl
+            | Multi
+            | Reconfig
+    );
+    write.then(|| {
+        let op_kind = WriteKind::Request {
+            op,
+            multi: Vec::new(),
+        };
+        (
+            Op::Refused {
+                code: ErrorCode::MarshallingError,
+            },
+            op_kind,
+        )
+    })
 }
 
 fn reply<R: warren_proto::Record>(xid: Xid, zxid: Zxid, body: &R) -> Vec<u8> {
@@ -118,65 +144,113 @@ fn multi_op_code(op: &MultiOp) -> i32 {
     code.code()
 }
 
-/// The log op of a write request; `None` for reads; an error code for a write this server
-/// refuses before the log.
-fn write_op(req: &Request, rules: RequestRules) -> Option<Result<Op, ErrorCode>> {
+/// The log op of a write request, `None` for reads. A write this server refuses before the
+/// log becomes `Op::Refused`: ZooKeeper gives such a write a zxid and logs an error txn.
+fn write_op(req: &Request, rules: RequestRules) -> Option<Op> {
     let op = match req {
-        Request::Create(r) | Request::Create2(r) => {
-            create(&r.path, &r.data, &r.acl, r.flags, -1, rules)
+        // The node's kind follows the opcode, as in ZooKeeper's `DataTree.processTxn`: a
+        // create with the container flag makes a plain node, and createContainer makes a
+        // container whatever (valid) flag it carries.
+        Request::Create(r) | Request::Create2(r) => create(
+            &r.path,
+            &r.data,
+            &r.acl,
+            r.flags,
+            Op::NO_TTL,
+            Kind::Plain,
+            rules,
+        ),
+        Request::CreateContainer(r) => create(
+            &r.path,
+            &r.data,
+            &r.acl,
+            r.flags,
+            Op::NO_TTL,
+            Kind::Container,
+            rules,
+        ),
+        Request::CreateTtl(r) => {
+            create(&r.path, &r.data, &r.acl, r.flags, r.ttl, Kind::Plain, rules)
         }
-        Request::CreateContainer(r) => {
-            if r.flags != CreateMode::Container.code() {
-                return Some(Err(ErrorCode::BadArguments));
-            }
-            create(&r.path, &r.data, &r.acl, r.flags, -1, rules)
-        }
-        Request::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, rules),
-        Request::Delete(r) => Ok(Op::Delete {
+        Request::Delete(r) => Op::Delete {
             path: r.path.clone(),
             version: r.version,
-        }),
-        Request::SetData(r) => Ok(Op::SetData {
+        },
+        Request::SetData(r) => Op::SetData {
             path: r.path.clone(),
             data: r.data.clone(),
             version: r.version,
-        }),
-        Request::SetAcl(r) => Ok(Op::SetAcl {
+        },
+        Request::SetAcl(r) => Op::SetAcl {
             path: r.path.clone(),
             acl: r.acl.clone(),
             version: r.version,
-        }),
-        Request::CloseSession => Ok(Op::CloseSession),
-        Request::Multi(ops) => ops
-            .iter()
-            .map(|o| multi_op(o, rules))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Op::Multi),
+        },
+        Request::CloseSession => Op::CloseSession,
+        Request::Multi(ops) => Op::Multi(ops.iter().map(|o| multi_op(o, rules)).collect()),
+        // Reconfig is a write in ZooKeeper too; standalone (and without reconfigEnabled) it
+        // is refused with a zxid.
+        Request::Reconfig(_) => Op::Refused {
+            code: ErrorCode::ReconfigDisabled,
+        },
+        // ZooKeeper accepts deleteContainer from clients; 3.9 then deletes any node that is
+        // not ephemeral, without an ACL check. warren deletes only what its own container and
+        // TTL sweeps would (empty containers that had children, expired TTL nodes are left to
+        // the sweep), answering BadVersion for anything else.
+        Request::DeleteContainer(r) => Op::DeleteContainer {
+            path: r.path.clone(),
+        },
         _ => return None,
     };
     Some(op)
 }
 
-fn multi_op(op: &MultiOp, rules: RequestRules) -> Result<Op, ErrorCode> {
+fn multi_op(op: &MultiOp, rules: RequestRules) -> Op {
     match op {
-        MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
-            create(&r.path, &r.data, &r.acl, r.flags, -1, rules)
+        MultiOp::Create(r) | MultiOp::Create2(r) => create(
+            &r.path,
+            &r.data,
+            &r.acl,
+            r.flags,
+            Op::NO_TTL,
+            Kind::Plain,
+            rules,
+        ),
+        MultiOp::CreateContainer(r) => create(
+            &r.path,
+            &r.data,
+            &r.acl,
+            r.flags,
+            Op::NO_TTL,
+            Kind::Container,
+            rules,
+        ),
+        MultiOp::CreateTtl(r) => {
+            create(&r.path, &r.data, &r.acl, r.flags, r.ttl, Kind::Plain, rules)
         }
-        MultiOp::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, rules),
-        MultiOp::Delete(r) => Ok(Op::Delete {
+        MultiOp::Delete(r) => Op::Delete {
             path: r.path.clone(),
             version: r.version,
-        }),
-        MultiOp::SetData(r) => Ok(Op::SetData {
+        },
+        MultiOp::SetData(r) => Op::SetData {
             path: r.path.clone(),
             data: r.data.clone(),
             version: r.version,
-        }),
-        MultiOp::Check(r) => Ok(Op::Check {
+        },
+        MultiOp::Check(r) => Op::Check {
             path: r.path.clone(),
             version: r.version,
-        }),
+        },
     }
+}
+
+/// What the opcode says the node is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// create, create2, createTTL: the flag decides (but a container flag makes a plain node).
+    Plain,
+    /// createContainer: a container, whatever valid flag it carries.
+    Container,
 }
 
 fn create(
@@ -185,19 +259,31 @@ fn create(
     acl: &[Acl],
     flags: i32,
     ttl_ms: i64,
+    kind: Kind,
     rules: RequestRules,
-) -> Result<Op, ErrorCode> {
-    let mode = CreateMode::from_code(flags).ok_or(ErrorCode::BadArguments)?;
+) -> Op {
+    let Some(mode) = CreateMode::from_code(flags) else {
+        return Op::Refused {
+            code: ErrorCode::BadArguments,
+        };
+    };
     if mode.is_ttl() && !rules.extended_types {
-        return Err(ErrorCode::Unimplemented);
+        return Op::Refused {
+            code: ErrorCode::Unimplemented,
+        };
     }
-    Ok(Op::Create {
+    let mode = match (kind, mode) {
+        (Kind::Container, _) => CreateMode::Container,
+        (Kind::Plain, CreateMode::Container) => CreateMode::Persistent,
+        (Kind::Plain, m) => m,
+    };
+    Op::Create {
         path: path.to_owned(),
         data: data.clone(),
         acl: acl.to_vec(),
         mode,
         ttl_ms,
-    })
+    }
 }
 
 /// Runs a read; `Err` is answered as an error reply.

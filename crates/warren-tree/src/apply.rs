@@ -63,7 +63,10 @@ impl DataTree {
     fn apply_op(&mut self, ctx: &Ctx<'_>, op: &Op, fx: &mut Effects) -> Outcome {
         let needs_session = !matches!(
             op,
-            Op::CreateSession { .. } | Op::DeleteContainer { .. } | Op::DeleteTtl { .. }
+            Op::CreateSession { .. }
+                | Op::DeleteContainer { .. }
+                | Op::DeleteTtl { .. }
+                | Op::Refused { .. }
         );
         if needs_session && !self.sessions.contains_key(&ctx.session) {
             return Outcome::Error(ErrorCode::SessionExpired);
@@ -116,6 +119,7 @@ impl DataTree {
             Op::Check { path, version } => self.apply_check(ctx, path, *version),
             Op::DeleteContainer { path } => self.apply_delete_swept(ctx, path, false, fx),
             Op::DeleteTtl { path } => self.apply_delete_swept(ctx, path, true, fx),
+            Op::Refused { code } => Err(*code),
             Op::CreateSession { .. } | Op::CloseSession | Op::Multi(_) => {
                 Err(ErrorCode::MarshallingError)
             }
@@ -129,7 +133,11 @@ impl DataTree {
         let allowed = |op: &Op| {
             matches!(
                 op,
-                Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. }
+                Op::Create { .. }
+                    | Op::Delete { .. }
+                    | Op::SetData { .. }
+                    | Op::Check { .. }
+                    | Op::Refused { .. }
             )
         };
         if !ops.iter().all(allowed) {

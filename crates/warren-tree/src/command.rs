@@ -16,6 +16,7 @@
 //!   8 Multi           int count, count × op (no nesting)
 //!   9 DeleteContainer ustring path
 //!  10 DeleteTtl       ustring path
+//!  11 Refused         int error code
 //! ```
 
 use warren_proto::{
@@ -113,6 +114,13 @@ pub enum Op {
         /// Path.
         path: String,
     },
+    /// A write the server refused before the log (a body that does not decode, a TTL node
+    /// while TTLs are disabled, reconfig on a standalone server). Like ZooKeeper's error
+    /// txn it takes a zxid and changes nothing else; the outcome is `Error(code)`.
+    Refused {
+        /// The error the client gets.
+        code: ErrorCode,
+    },
 }
 
 impl Op {
@@ -173,6 +181,7 @@ mod tag {
     pub const MULTI: i32 = 8;
     pub const DELETE_CONTAINER: i32 = 9;
     pub const DELETE_TTL: i32 = 10;
+    pub const REFUSED: i32 = 11;
 }
 
 impl Command {
@@ -269,6 +278,9 @@ fn encode_op(w: &mut Writer, op: &Op) {
         Op::DeleteTtl { path } => {
             w.int(tag::DELETE_TTL).ustring(path);
         }
+        Op::Refused { code } => {
+            w.int(tag::REFUSED).int(code.code());
+        }
     }
 }
 
@@ -326,6 +338,14 @@ fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
         tag::MULTI if top => Op::Multi(r.vec(4, |r| decode_op(r, false))?),
         tag::DELETE_CONTAINER => Op::DeleteContainer { path: r.ustring()? },
         tag::DELETE_TTL => Op::DeleteTtl { path: r.ustring()? },
+        tag::REFUSED => {
+            let code = r.int()?;
+            let code = ErrorCode::from_code(code).ok_or(DecodeError::BadValue {
+                field: "refused error code",
+                value: code.into(),
+            })?;
+            Op::Refused { code }
+        }
         other => {
             return Err(DecodeError::BadValue {
                 field: "op tag",

@@ -406,3 +406,51 @@ proptest! {
         prop_assert!(back == t);
     }
 }
+
+#[test]
+fn a_refused_write_takes_a_zxid_and_changes_nothing_else() {
+    // ZooKeeper logs an error txn for a write its prep stage refuses: the zxid moves on.
+    let mut t = DataTree::new();
+    t.apply(&cmd(1, 1, session_op()));
+    let before = (t.last_zxid(), t.digest());
+    let a = t.apply(&cmd(
+        1,
+        2,
+        Op::Refused {
+            code: ErrorCode::ReconfigDisabled,
+        },
+    ));
+    assert_eq!(a.outcome, Outcome::Error(ErrorCode::ReconfigDisabled));
+    assert_eq!(a.zxid.0, before.0.0 + 1);
+    assert_eq!(t.digest(), before.1);
+    assert!(a.triggers.is_empty());
+
+    // Inside a multi it fails its op with ZooKeeper's per-op codes and undoes the others.
+    let multi = Op::Multi(vec![
+        create("/m1", b"", CreateMode::Persistent),
+        Op::Refused {
+            code: ErrorCode::Unimplemented,
+        },
+        create("/m2", b"", CreateMode::Persistent),
+    ]);
+    let a = t.apply(&cmd(1, 3, multi));
+    assert_eq!(
+        a.outcome,
+        Outcome::MultiFailed(vec![
+            ErrorCode::Ok,
+            ErrorCode::Unimplemented,
+            ErrorCode::RuntimeInconsistency
+        ])
+    );
+    assert!(t.stat("/m1").is_none());
+
+    // The op survives the log's byte form.
+    let c = cmd(
+        1,
+        4,
+        Op::Refused {
+            code: ErrorCode::MarshallingError,
+        },
+    );
+    assert_eq!(Command::decode(&c.encode()).unwrap(), c);
+}

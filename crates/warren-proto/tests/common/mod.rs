@@ -235,7 +235,10 @@ pub fn sample_requests() -> Vec<(Xid, Request)> {
             }),
         ),
         (Xid(27), Request::Unknown(999)),
-        (Xid(28), Request::Unknown(20)),
+        (
+            Xid(28),
+            Request::DeleteContainer(DeleteContainerRequest { path: s("/c") }),
+        ),
     ]
 }
 

@@ -800,7 +800,12 @@ fn connection_enders(r: &mut Recorder) {
         Some(false),
     );
     // The body as 3.8 reads it: the path's bytes (3.9 reads a DeleteContainerRequest).
-    r.call_raw("v", "opcode 20 (deleteContainer) on /acl", 20, b"/acl");
+    r.call_raw(
+        "v",
+        "opcode 20 (deleteContainer) on /acl [3.8 deleteContainer body]",
+        20,
+        b"/acl",
+    );
     r.expect_end("v", "after a reserved opcode");
 }
 
