@@ -1,5 +1,5 @@
 # warren's one gate: `make verify` runs exactly what CI runs (.ci/run calls it), read-only.
-#   make verify   format check, clippy, tests, doctests, docs
+#   make verify   format check, clippy, tests, doctests, docs, kazoo's suite against warren
 #   make kazoo    kazoo 2.11's own test suite against `warren server` (tests/kazoo/)
 #   make kazoo-zookeeper   the same suite against Apache ZooKeeper 3.8, our reference
 # Prerequisites (kazoo's venv, Debian's zookeeper) are installed by `bash .ci/run`.
@@ -15,8 +15,7 @@ WARREN_BIN ?= $(CARGO_TARGET_DIR)/debug/warren
 
 .PHONY: verify fmt-check clippy test doctest doc kazoo kazoo-zookeeper build
 
-verify: fmt-check clippy test doctest doc
-# kazoo joins verify when warren server answers (issue 2)
+verify: fmt-check clippy test doctest doc kazoo
 	@echo "verify: all checks passed"
 
 fmt-check:

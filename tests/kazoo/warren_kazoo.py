@@ -26,6 +26,7 @@ client port, and stopped by that pid: SIGTERM, then SIGKILL after STOP_TIMEOUT_S
 """
 
 import atexit
+import base64
 import fnmatch
 import logging
 import os
@@ -187,6 +188,11 @@ class Server:
         )
 
 
+def _pem(kind, der):
+    body = base64.encodebytes(der).decode("ascii")
+    return "-----BEGIN %s-----\n%s-----END %s-----\n" % (kind, body, kind)
+
+
 class WarrenTarget:
     """`warren server`: flags for one server, a zoo.cfg for an ensemble."""
 
@@ -210,22 +216,33 @@ class WarrenTarget:
         "tickTime=2000",
     ]
 
-    def settings(self):
+    def settings(self, server):
+        """HARNESS_SETTINGS plus, as kazoo's harness gives ZooKeeper, a TLS client port with
+        its key and trust stores (as PEM files, which warren reads where ZooKeeper reads
+        JKS) and the JAAS file of its SASL users."""
+        tls = server.cluster.pem_files(server.working_path)
+        jaas = server.write_file("jaas.conf", zkrun.JAAS_SERVER_SECTION)
+        settings = self.HARNESS_SETTINGS + [
+            "secureClientPort=%d" % server.secure_client_port,
+            "ssl.keyStore.location=" + tls["keystore"],
+            "ssl.trustStore.location=" + tls["truststore"],
+            "java.security.auth.login.config=" + jaas,
+        ]
         args = []
-        for kv in self.HARNESS_SETTINGS:
+        for kv in settings:
             args += ["--set", kv]
         return args
 
     def argv(self, server):
         if server.cluster.size == 1:
             return [self.bin, "server", "--client-port", str(server.client_port),
-                    "--data-dir", server.data_dir] + self.settings() + self.extra_args
+                    "--data-dir", server.data_dir] + self.settings(server) + self.extra_args
         config = server.write_file(
             "zoo.cfg", zkrun.zoo_cfg(server.data_dir, server.client_port, server.cluster.peers)
         )
         server.write_file("data/myid", "%d\n" % server.server_id)
         return [self.bin, "server", "--config", config,
-                "--id", str(server.server_id)] + self.settings() + self.extra_args
+                "--id", str(server.server_id)] + self.settings(server) + self.extra_args
 
 
 class ZooKeeperTarget:
@@ -330,6 +347,22 @@ class Cluster:
         for name, path in paths.items():
             conf[name].save(path, "apassword")
         return paths
+
+    def pem_files(self, directory):
+        """The same server key, certificate and CA as `ssl_files`, as PEM files (warren's
+        key store is a PEM file with the key and its certificate chain)."""
+        conf = self._ssl_configuration()
+        entry = next(iter(conf["keystore"].private_keys.values()))
+        os.makedirs(directory, exist_ok=True)
+        keystore = os.path.join(directory, "keystore.pem")
+        truststore = os.path.join(directory, "truststore.pem")
+        with open(keystore, "w") as f:
+            f.write(_pem("PRIVATE KEY", entry.pkey_pkcs8))
+            for _, der in entry.cert_chain:
+                f.write(_pem("CERTIFICATE", der))
+        with open(truststore, "wb") as f:
+            f.write(conf["ca_cert_pem"])
+        return {"keystore": keystore, "truststore": truststore}
 
     def _ssl_configuration(self):
         # kazoo's own certificate generator, run on a stand-in for its cluster object.

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
@@ -127,12 +128,20 @@ pub fn acceptor(ssl: &SslConfig) -> Result<TlsAcceptor, TlsError> {
                 .map_err(|e| TlsError::Rustls(format!("{TRUST_STORE}: {e}")))?
         }
     };
+    // The certified key is built directly rather than with `with_single_cert`, which parses
+    // the leaf with webpki to match it to the key and so refuses X.509 v1 certificates. Java
+    // (and so ZooKeeper) serves those, and kazoo's own test harness makes one; a server
+    // never verifies its own certificate, its clients do.
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsError::Rustls(format!("{KEY_STORE} {}: {e}", key_path.display())))?;
+    let certified = CertifiedKey::new(chain, signing_key);
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Rustls(format!("{KEY_STORE} {}: {e}", key_path.display())))?;
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
