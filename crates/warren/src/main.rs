@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run a server (standalone unless the config lists server.N lines).
     Server(ServerArgs),
+    /// Measure a ZooKeeper-compatible server under load (`warren bench --help`).
+    Bench(warren_bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -68,6 +70,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => run_server(args),
+        Command::Bench(args) => warren_bench::main(args),
     }
 }
 

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# warren against Apache ZooKeeper 3.8, side by side, in one command:
+#
+#   bench/compare.sh            # the full comparison (~15 minutes on 2 cores)
+#   bench/compare.sh --quick    # a smoke test of the same steps (~2 minutes)
+#
+# It installs Debian's `zookeeper` package when missing, builds warren (release), starts
+# both standalone with equal settings (fsync on: ZooKeeper's forceSync=yes default, warren
+# always fsyncs; the same tickTime and snapCount; data directories side by side on one disk;
+# 127.0.0.1 on free ports), runs every workload of `warren bench` against both, alternating
+# warren, ZooKeeper, warren, ZooKeeper... so that noise hits both, then the latency runs at
+# the same offered load, then loads N znodes of 100 bytes into each for resident memory per
+# znode, snapshot size and restart-to-serving time. The tables go to bench/RESULTS.md
+# (between the compare.sh markers; text outside them is kept).
+#
+# Options: --quick, --rounds N, --out FILE, --keep-work (keep data dirs and logs).
+# Environment: CARGO_TARGET_DIR (default ~/.cache/warren/target), BENCH_WORK (work dir,
+# default a new one under /var/tmp), JAVA (default java), ZOOKEEPER_CLASSPATH.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+QUICK=0
+ROUNDS=""
+OUT="$REPO/bench/RESULTS.md"
+KEEP_WORK=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --rounds) ROUNDS=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        --keep-work) KEEP_WORK=1 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# ---- settings (both servers get the same) --------------------------------------------
+SESSIONS=16
+DEPTH=8
+VALUE_SIZE=100
+TICK_MS=2000
+ZK_HEAP=4g
+WORKLOADS="create set get exists children mixed multi watch session"
+TARGET_WORKLOADS="create set get mixed multi"   # the issue's throughput and p99 targets
+if [ "$QUICK" = 1 ]; then
+    WARMUP=1s; DURATION=2s; LAT_DURATION=2s; ROUNDS=${ROUNDS:-1}
+    LOAD_ZNODES=100000; SNAP_COUNT=10000
+else
+    WARMUP=2s; DURATION=8s; LAT_DURATION=8s; ROUNDS=${ROUNDS:-2}
+    LOAD_ZNODES=1000000; SNAP_COUNT=100000
+fi
+LOAD_MULTI=10          # creates per multi when loading (so both servers reach snapCount)
+LAT_FRACTION=0.5       # offered load for the p99 runs: this share of the slower server's ops/s
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/warren/target}
+JAVA=${JAVA:-java}
+WARREN="$CARGO_TARGET_DIR/release/warren"
+
+log() { printf '%s compare: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# ---- processes we start, stopped by pid on any exit ------------------------------------
+declare -A PIDS=()
+stop_pid() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+stop_server() {
+    local name=$1
+    [ -n "${PIDS[$name]:-}" ] || return 0
+    stop_pid "${PIDS[$name]}"
+    unset "PIDS[$name]"
+}
+cleanup() {
+    local rc=$?
+    for name in "${!PIDS[@]}"; do stop_pid "${PIDS[$name]}"; done
+    if [ -n "${WORK:-}" ] && [ "$KEEP_WORK" = 0 ] && [ "$rc" = 0 ]; then
+        rm -rf "$WORK"
+    elif [ -n "${WORK:-}" ]; then
+        log "work dir kept: $WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- prerequisites ------------------------------------------------------------------------
+if ! dpkg-query -W -f='${Status}' zookeeper 2>/dev/null | grep -q "install ok installed"; then
+    log "installing Debian's zookeeper package"
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y zookeeper
+fi
+ZK_CP=${ZOOKEEPER_CLASSPATH:-}
+if [ -z "$ZK_CP" ]; then
+    for jar in /usr/share/java/zookeeper.jar /usr/share/zookeeper/zookeeper-*.jar; do
+        [ -f "$jar" ] && { ZK_CP=$jar; break; }
+    done
+    [ -n "$ZK_CP" ] || die "no ZooKeeper jar under /usr/share/java or /usr/share/zookeeper"
+    # Debian's jar names its dependencies in its manifest; add a logging binding (warnings).
+    [ -f /usr/share/java/slf4j-simple.jar ] && ZK_CP="$ZK_CP:/usr/share/java/slf4j-simple.jar"
+fi
+command -v jcmd >/dev/null || log "jcmd not found: ZooKeeper's RSS is read without a GC first"
+log "building warren (release)"
+(cd "$REPO" && cargo build --release -p warren) >&2
+
+WORK=${BENCH_WORK:-$(mktemp -d /var/tmp/warren-compare.XXXXXX)}
+mkdir -p "$WORK"
+RUNS="$WORK/runs.jsonl"; MEM="$WORK/mem.jsonl"
+: >"$RUNS"; : >"$MEM"
+log "work dir $WORK; logs there"
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+now_ns() { date +%s%N; }
+
+# ---- servers ------------------------------------------------------------------------------
+# start_server NAME KIND DIR PORT: KIND is warren or zk; the pid lands in PIDS[NAME].
+start_server() {
+    local name=$1 kind=$2 dir=$3 port=$4
+    mkdir -p "$dir"
+    if [ "$kind" = warren ]; then
+        WARREN_LOG=warn "$WARREN" server --client-port "$port" \
+            --client-port-address 127.0.0.1 --data-dir "$dir/data" --tick-time "$TICK_MS" \
+            -D maxClientCnxns=0 -D "zookeeper.snapCount=$SNAP_COUNT" \
+            >>"$dir/server.log" 2>&1 &
+    else
+        mkdir -p "$dir/data"
+        cat >"$dir/zoo.cfg" <<EOF
+tickTime=$TICK_MS
+dataDir=$dir/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=*
+EOF
+        "$JAVA" "-Xmx$ZK_HEAP" -Djava.awt.headless=true \
+            "-Dzookeeper.snapCount=$SNAP_COUNT" \
+            -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+            -cp "$ZK_CP" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
+            >>"$dir/server.log" 2>&1 &
+    fi
+    PIDS[$name]=$!
+}
+
+# wait_ready PORT PATH SECONDS: until a getData of PATH succeeds.
+wait_ready() {
+    "$WARREN" bench --server "127.0.0.1:$1" --workload ready --prefix "$2" \
+        --duration "${3}s" --reply-timeout 5s -q >/dev/null
+}
+
+# ---- throughput and latency runs ------------------------------------------------------------
+COMMON=(--sessions "$SESSIONS" --depth "$DEPTH" --value-size "$VALUE_SIZE" --warmup "$WARMUP"
+        --read-ratio 0.9 --multi-ops 10 --children 100 --keys 1000 --json -q)
+
+# bench_run KIND PORT ROUND MODE WORKLOAD [extra args...]: one run, appended to $RUNS.
+bench_run() {
+    local kind=$1 port=$2 round=$3 mode=$4 workload=$5; shift 5
+    local out
+    out=$("$WARREN" bench --server "127.0.0.1:$port" --workload "$workload" "${COMMON[@]}" \
+        "$@" 2>>"$WORK/bench.log") || { log "bench $workload against $kind failed"; return 1; }
+    printf '{"server":"%s","round":%s,"mode":"%s","report":%s}\n' \
+        "$kind" "$round" "$mode" "$out" >>"$RUNS"
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); l=r["latency"]
+print("%-9s %-8s %10.0f ops/s  p50 %7.3f  p99 %7.3f ms  errors %d" % (sys.argv[2], r["workload"], r["ops_per_s"], l["p50_ms"], l["p99_ms"], r["errors"]))' \
+        "$out" "$kind" >&2
+}
+
+WPORT=$(free_port); ZPORT=$(free_port)
+log "starting warren on 127.0.0.1:$WPORT and ZooKeeper on 127.0.0.1:$ZPORT"
+start_server warren warren "$WORK/warren" "$WPORT"
+start_server zk zk "$WORK/zk" "$ZPORT"
+wait_ready "$WPORT" / 60 || die "warren did not start (see $WORK/warren/server.log)"
+wait_ready "$ZPORT" / 120 || die "ZooKeeper did not start (see $WORK/zk/server.log)"
+
+for round in $(seq "$ROUNDS"); do
+    log "throughput round $round of $ROUNDS (closed loop, $SESSIONS sessions x depth $DEPTH, $DURATION each)"
+    for w in $WORKLOADS; do
+        bench_run warren "$WPORT" "$round" tput "$w" --duration "$DURATION"
+        bench_run zk "$ZPORT" "$round" tput "$w" --duration "$DURATION"
+    done
+done
+
+# The same offered load for both: a share of the slower server's mean throughput.
+declare -A RATE=()
+for w in $TARGET_WORKLOADS; do
+    RATE[$w]=$(python3 - "$RUNS" "$w" "$LAT_FRACTION" <<'EOF'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+def mean(server):
+    v = [r["report"]["ops_per_s"] for r in runs
+         if r["mode"] == "tput" and r["server"] == server and r["report"]["workload"] == sys.argv[2]]
+    return sum(v) / len(v)
+print("%.0f" % max(1.0, float(sys.argv[3]) * min(mean("warren"), mean("zk"))))
+EOF
+)
+done
+for round in $(seq "$ROUNDS"); do
+    log "latency round $round of $ROUNDS (same offered load for both)"
+    for w in $TARGET_WORKLOADS; do
+        bench_run warren "$WPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
+        bench_run zk "$ZPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
+    done
+done
+stop_server warren
+stop_server zk
+
+# ---- memory, snapshot, restart ----------------------------------------------------------------
+newest_snapshot() { # DIR KIND -> "bytes path" of the newest snapshot file, or "0 -"
+    local f
+    if [ "$2" = warren ]; then f=$(ls -t "$1"/data/snapshots/snap-* 2>/dev/null | head -1 || true)
+    else f=$(ls -t "$1"/data/version-2/snapshot.* 2>/dev/null | head -1 || true); fi
+    if [ -n "$f" ]; then echo "$(stat -c %s "$f") $f"; else echo "0 -"; fi
+}
+jvm_gc() { # PID: a full GC so that RSS reflects live data as far as the JVM gives it back
+    command -v jcmd >/dev/null && jcmd "$1" GC.run >/dev/null 2>&1 || true
+    sleep 2
+}
+
+mem_phase() {
+    local kind=$1 dir="$WORK/$1-mem" port
+    port=$(free_port)
+    log "$kind: loading $LOAD_ZNODES znodes of $VALUE_SIZE bytes"
+    start_server "$kind" "$kind" "$dir" "$port"
+    wait_ready "$port" / 120 || die "$kind did not start (see $dir/server.log)"
+    local pid=${PIDS[$kind]}
+    sleep 2
+    [ "$kind" = zk ] && jvm_gc "$pid"
+    local rss0; rss0=$(rss_kb "$pid")
+    local t0 t1; t0=$(now_ns)
+    "$WARREN" bench --server "127.0.0.1:$port" --workload load --ops "$LOAD_ZNODES" \
+        --multi-ops "$LOAD_MULTI" --sessions 4 --depth 32 --value-size "$VALUE_SIZE" \
+        --prefix /load --warmup 0s --json -q >"$dir/load.json" 2>>"$WORK/bench.log"
+    t1=$(now_ns)
+    sleep 2
+    [ "$kind" = zk ] && jvm_gc "$pid"
+    local rss1; rss1=$(rss_kb "$pid")
+    local heap=""
+    if [ "$kind" = zk ] && command -v jcmd >/dev/null; then
+        heap=$(jcmd "$pid" GC.heap_info 2>/dev/null | grep -m1 -i "total" | tr -s ' ' || true)
+    fi
+    stop_server "$kind"
+    log "$kind: restarting with the data"
+    local r0 r1
+    r0=$(now_ns)
+    start_server "$kind" "$kind" "$dir" "$port"
+    wait_ready "$port" /load 600 || die "$kind did not come back (see $dir/server.log)"
+    r1=$(now_ns)
+    local rss2; rss2=$(rss_kb "${PIDS[$kind]}")
+    sleep 2
+    local snap; snap=$(newest_snapshot "$dir" "$kind")
+    local du; du=$(du -sb "$dir/data" | cut -f1)
+    stop_server "$kind"
+    python3 - "$kind" "$LOAD_ZNODES" "$rss0" "$rss1" "$rss2" "$t0" "$t1" "$r0" "$r1" \
+        "${snap%% *}" "${snap#* }" "$du" "$heap" >>"$MEM" <<'EOF'
+import json, sys
+a = sys.argv[1:]
+n = int(a[1])
+print(json.dumps({
+    "server": a[0], "znodes": n, "rss_before_kb": int(a[2]), "rss_after_kb": int(a[3]),
+    "rss_per_znode": (int(a[3]) - int(a[2])) * 1024 / n, "rss_after_restart_kb": int(a[4]),
+    "load_s": (int(a[6]) - int(a[5])) / 1e9, "restart_ms": (int(a[8]) - int(a[7])) / 1e6,
+    "snapshot_bytes": int(a[9]), "snapshot_file": a[10], "data_dir_bytes": int(a[11]),
+    "jvm_heap": a[12],
+}))
+EOF
+    tail -1 "$MEM" >&2
+}
+mem_phase warren
+mem_phase zk
+
+# ---- report ------------------------------------------------------------------------------------
+DISK=$(df -hT "$WORK" | awk 'NR==2 {print $1" ("$2", "$3")"}')
+export REPORT_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+export REPORT_MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory, data on $DISK, Linux $(uname -r)"
+export REPORT_WARREN="warren $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates || echo '+local changes') (release build, $(rustc --version | cut -d' ' -f2))"
+export REPORT_ZK="Apache ZooKeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?') (Debian), $("$JAVA" -version 2>&1 | head -1)"
+export REPORT_SETTINGS="standalone; fsync on (ZooKeeper forceSync=yes, its default; warren always fsyncs); tickTime=$TICK_MS; snapCount=$SNAP_COUNT; maxClientCnxns=0; data dirs side by side under $WORK; ZooKeeper JVM -Xmx$ZK_HEAP (default G1 collector), NIO connection factory, log level warn; warren WARREN_LOG=warn"
+export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput"
+export REPORT_CMD="bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick') (rounds $ROUNDS)"
+export REPORT_BENCH_CMD="warren bench --server 127.0.0.1:PORT --workload W ${COMMON[*]} --duration $DURATION [--rate R]"
+export REPORT_LOAD_CMD="warren bench --server 127.0.0.1:PORT --workload load --ops $LOAD_ZNODES --multi-ops $LOAD_MULTI --sessions 4 --depth 32 --value-size $VALUE_SIZE --prefix /load --warmup 0s"
+python3 "$REPO/bench/report.py" "$RUNS" "$MEM" "$OUT"
+log "results written to $OUT"

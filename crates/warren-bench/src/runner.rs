@@ -1,0 +1,464 @@
+//! Drives a run: the phases (warm-up, measure, stop), one task per session (or per pair for
+//! `watch`), pacing for `--rate`, and the progress line.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use warren_proto::records::{GetDataRequest, SetDataRequest};
+use warren_proto::request::Request;
+use warren_proto::{ErrorCode, Xid};
+
+use crate::args::{BenchArgs, Workload};
+use crate::conn::{ConnError, Connection};
+use crate::stats::Stats;
+use crate::workload::{Layout, OpGen, OpKind, outcome};
+
+/// Pause before reconnecting after a connection fault.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Where the run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Load without recording.
+    Warmup,
+    /// Recording.
+    Measure,
+    /// Stop sending; drain what is in flight.
+    Stop,
+}
+
+/// State shared by the sessions of a run.
+#[derive(Debug)]
+pub struct Control {
+    phase: watch::Receiver<Phase>,
+    /// Op units left to measure in `--ops` mode.
+    tickets: Option<AtomicU64>,
+    /// Successful ops so far, all phases (for the progress line).
+    pub ok: AtomicU64,
+    /// Errors so far, all phases (for the progress line).
+    pub errors: AtomicU64,
+}
+
+impl Control {
+    /// A control for `ops` op units (or a duration, if `None`), with the phase sender.
+    pub fn new(ops: Option<u64>) -> (Control, watch::Sender<Phase>) {
+        let (tx, rx) = watch::channel(Phase::Warmup);
+        let ctl = Control {
+            phase: rx,
+            tickets: ops.map(AtomicU64::new),
+            ok: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        };
+        (ctl, tx)
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// Takes up to `want` op units to send in the measure phase; 0 when the count is spent.
+    /// Without `--ops`, every request is granted.
+    fn take(&self, want: u64) -> u64 {
+        let Some(t) = &self.tickets else { return want };
+        let mut cur = t.load(Ordering::Relaxed);
+        loop {
+            let got = cur.min(want);
+            if got == 0 {
+                return 0;
+            }
+            match t.compare_exchange_weak(cur, cur - got, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return got,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Whether `--ops` is spent.
+    fn spent(&self) -> bool {
+        self.tickets
+            .as_ref()
+            .is_some_and(|t| t.load(Ordering::Relaxed) == 0)
+    }
+}
+
+/// What one session task hands back.
+#[derive(Debug, Default)]
+pub struct SessionResult {
+    /// Its measurements.
+    pub stats: Stats,
+    /// When its last measured op completed.
+    pub last_completion: Option<Instant>,
+}
+
+/// One request in flight.
+#[derive(Debug)]
+struct InFlight {
+    xid: Xid,
+    kind: OpKind,
+    /// When it was due (paced) or sent (closed loop): the start of its latency.
+    start: Instant,
+    /// Sent in the measure phase.
+    measured: bool,
+}
+
+/// Everything a session task needs.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The run's arguments.
+    pub args: Arc<BenchArgs>,
+    /// The run's znodes.
+    pub layout: Arc<Layout>,
+    /// Shared state.
+    pub ctl: Arc<Control>,
+}
+
+impl Ctx {
+    fn count_error(&self, res: &mut SessionResult, kind: &str) {
+        self.ctl.errors.fetch_add(1, Ordering::Relaxed);
+        if self.ctl.phase() == Phase::Measure {
+            res.stats.error(kind);
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, ConnError> {
+        let a = &self.args;
+        Connection::connect(&a.server, a.session_timeout_ms, a.reply_timeout).await
+    }
+
+    fn finished(&self) -> bool {
+        self.ctl.phase() == Phase::Stop || self.ctl.spent()
+    }
+}
+
+/// Session `idx` of a pipelined workload: keeps `--depth` requests in flight (paced by
+/// `--rate` if given) until the run stops; reconnects after a connection fault.
+pub async fn run_session(ctx: Ctx, idx: u32) -> SessionResult {
+    let mut res = SessionResult::default();
+    let mut gen_ = OpGen::new(idx, &ctx.args, &ctx.layout);
+    let interval = ctx
+        .args
+        .rate
+        .map(|r| Duration::from_secs_f64(f64::from(ctx.args.sessions) / r));
+    // Stagger paced sessions over one interval so their sends do not bunch.
+    let mut next_send = Instant::now()
+        + interval.map_or(Duration::ZERO, |iv| {
+            iv.mul_f64(f64::from(idx) / f64::from(ctx.args.sessions))
+        });
+    while !ctx.finished() {
+        let mut conn = match ctx.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.count_error(&mut res, e.kind());
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                continue;
+            }
+        };
+        match drive(
+            &ctx,
+            &mut conn,
+            &mut gen_,
+            &mut res,
+            interval,
+            &mut next_send,
+        )
+        .await
+        {
+            Ok(()) => {
+                let _ = conn.close().await;
+                break;
+            }
+            Err(e) => {
+                ctx.count_error(&mut res, e.kind());
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                // Catch up pacing rather than burst the missed sends.
+                next_send = next_send.max(Instant::now());
+            }
+        }
+    }
+    res
+}
+
+/// The pipelined loop on one connection; `Ok` when the run is over and nothing is in flight.
+async fn drive(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    gen_: &mut OpGen,
+    res: &mut SessionResult,
+    interval: Option<Duration>,
+    next_send: &mut Instant,
+) -> Result<(), ConnError> {
+    let depth = ctx.args.depth as usize;
+    let units_per_op = match ctx.args.workload {
+        Workload::Load => u64::from(ctx.args.multi_ops),
+        _ => 1,
+    };
+    let ping_after = Duration::from_millis((ctx.args.session_timeout_ms / 3).max(100) as u64);
+    let mut phase_rx = ctx.ctl.phase.clone();
+    let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
+    let mut stopping = false;
+    let mut last_sent = Instant::now();
+    loop {
+        let phase = ctx.ctl.phase();
+        stopping |= phase == Phase::Stop;
+        let now = Instant::now();
+        while !stopping && inflight.len() < depth {
+            let start = match interval {
+                Some(iv) => {
+                    if *next_send > now {
+                        break;
+                    }
+                    let due = *next_send;
+                    *next_send += iv;
+                    due
+                }
+                None => now,
+            };
+            let measured = phase == Phase::Measure;
+            let units = if measured {
+                ctx.ctl.take(units_per_op)
+            } else {
+                units_per_op
+            };
+            if units == 0 {
+                stopping = true;
+                break;
+            }
+            let (xid, kind) = gen_.queue_next(conn, units);
+            inflight.push_back(InFlight {
+                xid,
+                kind,
+                start,
+                measured,
+            });
+        }
+        if inflight.is_empty() && !stopping && now.duration_since(last_sent) > ping_after {
+            let xid = conn.queue(&Request::Ping);
+            inflight.push_back(InFlight {
+                xid,
+                kind: OpKind::Ping,
+                start: now,
+                measured: false,
+            });
+        }
+        if conn.has_queued() {
+            conn.flush().await?;
+            last_sent = now;
+        }
+        if inflight.is_empty() && stopping {
+            return Ok(());
+        }
+        let deadline = inflight
+            .front()
+            .map(|f| f.start.max(last_sent) + ctx.args.reply_timeout);
+        let can_send = interval.is_some() && !stopping && inflight.len() < depth;
+        tokio::select! {
+            r = conn.read_reply(), if !inflight.is_empty() => {
+                complete(ctx, r?, &mut inflight, res)?;
+            }
+            _ = tokio::time::sleep_until(*next_send), if can_send => {}
+            _ = tokio::time::sleep(ping_after), if inflight.is_empty() && !can_send => {}
+            r = phase_rx.changed() => {
+                if r.is_err() {
+                    stopping = true;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or(now)), if deadline.is_some() => {
+                return Err(ConnError::Timeout);
+            }
+        }
+        while conn.reply_buffered() {
+            let r = conn.read_reply().await?;
+            complete(ctx, r, &mut inflight, res)?;
+        }
+    }
+}
+
+/// Matches a reply to the oldest request in flight and records its outcome.
+fn complete(
+    ctx: &Ctx,
+    reply: crate::conn::Reply,
+    inflight: &mut VecDeque<InFlight>,
+    res: &mut SessionResult,
+) -> Result<(), ConnError> {
+    if reply.header.xid == Xid::NOTIFICATION {
+        return Ok(());
+    }
+    let Some(f) = inflight.pop_front() else {
+        return Err(ConnError::Protocol("a reply with nothing in flight".into()));
+    };
+    if reply.header.xid != f.xid {
+        return Err(ConnError::Protocol(format!(
+            "reply xid {} where {} was next",
+            reply.header.xid.0, f.xid.0
+        )));
+    }
+    if f.kind == OpKind::Ping {
+        return Ok(());
+    }
+    let done = Instant::now();
+    let result = outcome(f.kind, reply.header.err, &reply.body)?;
+    let counted = if result.is_ok() {
+        &ctx.ctl.ok
+    } else {
+        &ctx.ctl.errors
+    };
+    counted.fetch_add(1, Ordering::Relaxed);
+    if f.measured && ctx.ctl.phase() != Phase::Stop {
+        match result {
+            Ok(()) => res.stats.record(done - f.start),
+            Err(code) => res.stats.zk_error(code),
+        }
+        res.last_completion = Some(done);
+    }
+    Ok(())
+}
+
+/// Pair `idx` of `watch`: a watcher session sets a data watch on the pair's node, a setter
+/// session changes it, and the latency runs from the setData's send to the notification.
+pub async fn run_watch_pair(ctx: Ctx, idx: u32) -> SessionResult {
+    let mut res = SessionResult::default();
+    while !ctx.finished() {
+        let pair = match tokio::try_join!(ctx.connect(), ctx.connect()) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.count_error(&mut res, e.kind());
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                continue;
+            }
+        };
+        let (mut watcher, mut setter) = pair;
+        match watch_loop(&ctx, idx, &mut watcher, &mut setter, &mut res).await {
+            Ok(()) => {
+                let _ = tokio::join!(watcher.close(), setter.close());
+                break;
+            }
+            Err(e) => {
+                ctx.count_error(&mut res, e.kind());
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+            }
+        }
+    }
+    res
+}
+
+async fn watch_loop(
+    ctx: &Ctx,
+    idx: u32,
+    watcher: &mut Connection,
+    setter: &mut Connection,
+    res: &mut SessionResult,
+) -> Result<(), ConnError> {
+    let path = ctx.layout.watch_node(idx);
+    let arm = Request::GetData(GetDataRequest {
+        path: path.clone(),
+        watch: true,
+    });
+    let set = Request::SetData(SetDataRequest {
+        path,
+        data: Some(vec![b'w'; ctx.args.value_size]),
+        version: -1,
+    });
+    loop {
+        if ctx.finished() {
+            return Ok(());
+        }
+        let measured = ctx.ctl.phase() == Phase::Measure;
+        if measured && ctx.ctl.take(1) == 0 {
+            return Ok(());
+        }
+        let armed = watcher.call(&arm).await?;
+        if armed.header.err != ErrorCode::Ok {
+            ctx.ctl.errors.fetch_add(1, Ordering::Relaxed);
+            res.stats.zk_error(armed.header.err);
+            continue;
+        }
+        let start = Instant::now();
+        setter.queue(&set);
+        setter.flush().await?;
+        let (event, reply) = tokio::join!(next_event(watcher), setter.read_reply_timed());
+        let (event, reply) = (event?, reply?);
+        if reply.header.err != ErrorCode::Ok {
+            ctx.ctl.errors.fetch_add(1, Ordering::Relaxed);
+            if measured {
+                res.stats.zk_error(reply.header.err);
+            }
+            continue;
+        }
+        ctx.ctl.ok.fetch_add(1, Ordering::Relaxed);
+        if measured && ctx.ctl.phase() != Phase::Stop {
+            res.stats.record(event - start);
+            res.last_completion = Some(event);
+        }
+    }
+}
+
+/// Waits for the next notification on `conn` and returns when it arrived.
+async fn next_event(conn: &mut Connection) -> Result<Instant, ConnError> {
+    loop {
+        let r = conn.read_reply_timed().await?;
+        if r.header.xid == Xid::NOTIFICATION {
+            return Ok(Instant::now());
+        }
+    }
+}
+
+/// Worker `idx` of `session`: connect (handshake), closeSession, repeat; one op per cycle.
+pub async fn run_session_cycles(ctx: Ctx, _idx: u32) -> SessionResult {
+    let mut res = SessionResult::default();
+    while !ctx.finished() {
+        let measured = ctx.ctl.phase() == Phase::Measure;
+        if measured && ctx.ctl.take(1) == 0 {
+            break;
+        }
+        let start = Instant::now();
+        let cycle = async { ctx.connect().await?.close().await }.await;
+        match cycle {
+            Ok(()) => {
+                ctx.ctl.ok.fetch_add(1, Ordering::Relaxed);
+                if measured && ctx.ctl.phase() != Phase::Stop {
+                    let done = Instant::now();
+                    res.stats.record(done - start);
+                    res.last_completion = Some(done);
+                }
+            }
+            Err(e) => {
+                ctx.count_error(&mut res, e.kind());
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+            }
+        }
+    }
+    res
+}
+
+/// Prints one progress line a second on stderr until `stop` fires.
+pub async fn progress(ctl: Arc<Control>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let began = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let (mut last_ok, mut last_err) = (0, 0);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stop => return,
+        }
+        let ok = ctl.ok.load(Ordering::Relaxed);
+        let err = ctl.errors.load(Ordering::Relaxed);
+        let phase = match ctl.phase() {
+            Phase::Warmup => "warm-up",
+            Phase::Measure => "measure",
+            Phase::Stop => "drain",
+        };
+        eprintln!(
+            "[{:>4}s] {phase:<7} {:>9} ops/s  {:>8} errors/s  total {ok} ok, {err} errors",
+            began.elapsed().as_secs(),
+            ok - last_ok,
+            err - last_err
+        );
+        (last_ok, last_err) = (ok, err);
+    }
+}
