@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use warren_proto::{SessionId, Xid};
 use warren_tree::DataTree;
 
@@ -197,8 +197,31 @@ impl std::fmt::Debug for Pending {
 pub struct ConnState {
     /// Requests not yet answered, oldest first.
     pub queue: VecDeque<Pending>,
+    /// One in-flight permit pair (the server's and this connection's) per queued request,
+    /// released as its answer leaves the queue. While none is free, the connection is not
+    /// read: that is the in-flight bound (ZooKeeper's `globalOutstandingLimit`).
+    pub permits: VecDeque<InFlight>,
     /// Next token for [`Pending::Waiting`].
     next_token: u64,
+}
+
+/// The permits a request holds while it is in flight: the server's and its connection's.
+#[derive(Debug)]
+pub struct InFlight {
+    _server: OwnedSemaphorePermit,
+    _connection: OwnedSemaphorePermit,
+}
+
+impl InFlight {
+    /// Waits for a permit of each: the connection's first, then the server's.
+    pub async fn acquire(server: &Arc<Semaphore>, connection: &Arc<Semaphore>) -> InFlight {
+        let c = connection.clone().acquire_owned().await;
+        let s = server.clone().acquire_owned().await;
+        InFlight {
+            _server: s.expect("the in-flight semaphore is never closed"),
+            _connection: c.expect("the in-flight semaphore is never closed"),
+        }
+    }
 }
 
 /// A client connection, shared between its task, the apply path and the tickers.
@@ -214,17 +237,20 @@ pub struct Conn {
     pub state: Mutex<ConnState>,
     /// The session, once the handshake has chosen one (0 before).
     pub session: Mutex<SessionId>,
+    /// This connection's in-flight permits (`requests_in_flight_per_session_max`).
+    pub in_flight: Arc<Semaphore>,
 }
 
 impl Conn {
     /// A new connection with an empty queue.
-    pub fn new(id: ConnId, peer: SocketAddr, outbox: Outbox) -> Self {
+    pub fn new(id: ConnId, peer: SocketAddr, outbox: Outbox, in_flight_max: usize) -> Self {
         Conn {
             id,
             peer,
             outbox,
             state: Mutex::new(ConnState::default()),
             session: Mutex::new(SessionId(0)),
+            in_flight: Arc::new(Semaphore::new(in_flight_max.max(1))),
         }
     }
 
@@ -296,6 +322,7 @@ impl ConnState {
             if matches!(head, Pending::Write { .. } | Pending::Waiting { .. }) {
                 return;
             }
+            self.permits.pop_front();
             match self.queue.pop_front().expect("front exists: just matched") {
                 Pending::Read(run) => run(ctx),
                 Pending::Ready { frames, close } => {
@@ -312,6 +339,17 @@ impl ConnState {
     }
 }
 
+/// The bounds a new connection is registered under.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnBounds {
+    /// Connections in all (0 = no bound).
+    pub total: usize,
+    /// Connections from one IP address (0 = no bound).
+    pub per_ip: usize,
+    /// Requests in flight on the connection.
+    pub in_flight: usize,
+}
+
 /// Every live connection of this server, by id and by session, with counts per client IP.
 #[derive(Debug, Default)]
 pub struct ConnRegistry {
@@ -322,20 +360,24 @@ pub struct ConnRegistry {
 }
 
 impl ConnRegistry {
-    /// Registers a new connection unless its IP already has `per_ip_max` (0 = no bound).
+    /// Registers a new connection unless the server already has `bounds.total` or its IP
+    /// `bounds.per_ip` (0 = no bound).
     pub fn register(
         &mut self,
         peer: SocketAddr,
         outbox: Outbox,
-        per_ip_max: usize,
+        bounds: ConnBounds,
     ) -> Option<Arc<Conn>> {
+        if bounds.total > 0 && self.by_id.len() >= bounds.total {
+            return None;
+        }
         let n = self.per_ip.entry(peer.ip()).or_default();
-        if per_ip_max > 0 && *n >= per_ip_max {
+        if bounds.per_ip > 0 && *n >= bounds.per_ip {
             return None;
         }
         *n += 1;
         self.next_id += 1;
-        let conn = Arc::new(Conn::new(self.next_id, peer, outbox));
+        let conn = Arc::new(Conn::new(self.next_id, peer, outbox, bounds.in_flight));
         self.by_id.insert(conn.id, conn.clone());
         Some(conn)
     }
@@ -508,9 +550,22 @@ mod tests {
     fn connections_per_ip_are_bounded_and_sessions_move() {
         let mut reg = ConnRegistry::default();
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let a = reg.register(peer, outbox(10).0, 2).unwrap();
-        let b = reg.register(peer, outbox(10).0, 2).unwrap();
-        assert!(reg.register(peer, outbox(10).0, 2).is_none());
+        let bounds = ConnBounds {
+            total: 3,
+            per_ip: 2,
+            in_flight: 10,
+        };
+        let a = reg.register(peer, outbox(10).0, bounds).unwrap();
+        let b = reg.register(peer, outbox(10).0, bounds).unwrap();
+        assert!(reg.register(peer, outbox(10).0, bounds).is_none());
+        let other: SocketAddr = "127.0.0.2:5000".parse().unwrap();
+        let c = reg.register(other, outbox(10).0, bounds).unwrap();
+        let third: SocketAddr = "127.0.0.3:5000".parse().unwrap();
+        assert!(
+            reg.register(third, outbox(10).0, bounds).is_none(),
+            "3 in all"
+        );
+        reg.unregister(&c);
         assert!(reg.attach(SessionId(7), &a).is_none());
         assert_eq!(
             reg.attach(SessionId(7), &b).unwrap().id,
@@ -521,6 +576,6 @@ mod tests {
         assert_eq!(reg.for_session(SessionId(7)).unwrap().id, b.id);
         reg.unregister(&b);
         assert!(reg.is_empty());
-        assert!(reg.register(peer, outbox(10).0, 2).is_some());
+        assert!(reg.register(peer, outbox(10).0, bounds).is_some());
     }
 }

@@ -20,7 +20,7 @@ use warren_proto::{DecodeError, ErrorCode, Id, OpCode, Record, SessionId, Xid, Z
 use warren_tree::Op;
 
 use crate::auth::{AuthOutcome, authenticate};
-use crate::conn::{Conn, OutMsg, OutboxReader, Pending, WriteKind, outbox};
+use crate::conn::{Conn, ConnBounds, InFlight, OutMsg, OutboxReader, Pending, WriteKind, outbox};
 use crate::core::proposal_failed;
 use crate::requests::{Action, Caller, RequestRules, plan, undecodable_write};
 use crate::sasl::DigestMd5Server;
@@ -74,13 +74,19 @@ pub async fn serve_with_auth<S>(
 {
     let limits = &ctx.cfg.limits;
     let (tx, rx) = outbox(limits.outbox_bytes_max as usize);
-    let registered =
-        ctx.shared
-            .conns
-            .lock()
-            .register(peer, tx.clone(), limits.connections_per_ip_max as usize);
+    let bounds = ConnBounds {
+        total: limits.connections_max as usize,
+        per_ip: limits.connections_per_ip_max as usize,
+        in_flight: limits.requests_in_flight_per_session_max as usize,
+    };
+    let registered = ctx.shared.conns.lock().register(peer, tx.clone(), bounds);
     let Some(conn) = registered else {
-        info!(%peer, max = limits.connections_per_ip_max, "too many connections from this address");
+        info!(
+            %peer,
+            per_ip = limits.connections_per_ip_max,
+            total = limits.connections_max,
+            "connection refused: too many connections"
+        );
         return;
     };
     let (reader, writer) = tokio::io::split(stream);
@@ -162,8 +168,12 @@ where
     auth.extend(ids);
     let mut sasl = DigestMd5Server::new(ctx.sasl_users.clone());
     loop {
+        // Each request read holds an in-flight permit until it is answered; with none free
+        // this connection is not read (backpressure instead of an unbounded queue).
+        let permit = InFlight::acquire(&ctx.shared.in_flight, &conn.in_flight).await;
         let len = read_len(&mut r, max).await?;
         let body = read_body(&mut r, len).await?;
+        conn.state.lock().permits.push_back(permit);
         ctx.stats.packet_received();
         let mut rd = warren_proto::Reader::new(&body);
         let header = RequestHeader::decode(&mut rd)?;
@@ -258,8 +268,13 @@ fn answer(ctx: &ServerCtx, conn: &Conn, frame: Vec<u8>, close: bool) {
 
 /// Routes one request: reads run (or queue), writes are proposed, barriers wait.
 fn dispatch(ctx: &Arc<ServerCtx>, conn: &Arc<Conn>, xid: Xid, req: Request, caller: &Caller) {
+    let limits = &ctx.cfg.limits;
     let rules = RequestRules {
         extended_types: ctx.cfg.extended_types_enabled,
+        path_bytes_max: limits.path_bytes_max as usize,
+        multi_ops_max: limits.multi_ops_max as usize,
+        set_watches_paths_max: limits.set_watches_paths_max as usize,
+        watches_per_session_max: limits.watches_per_session_max as usize,
     };
     let zxid = ctx.shared.tree.read().last_zxid();
     match plan(xid, zxid, req, caller, rules) {

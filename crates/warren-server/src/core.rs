@@ -60,11 +60,14 @@ pub struct Shared {
     pub expiry: Mutex<ExpiryQueue>,
     /// The monotonic clock's origin for [`Shared::now_ms`].
     pub started: Instant,
+    /// The server's in-flight permits (`requests_in_flight_max`, ZooKeeper's
+    /// `globalOutstandingLimit`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
     /// A server's shared state over `tree`.
-    pub fn new(node_id: u64, tree: DataTree, tick_ms: u64) -> Self {
+    pub fn new(node_id: u64, tree: DataTree, tick_ms: u64, in_flight_max: usize) -> Self {
         Shared {
             node_id,
             tree: RwLock::new(tree),
@@ -72,6 +75,7 @@ impl Shared {
             conns: Mutex::new(ConnRegistry::default()),
             expiry: Mutex::new(ExpiryQueue::new(tick_ms)),
             started: Instant::now(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight_max.max(1))),
         }
     }
 

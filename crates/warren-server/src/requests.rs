@@ -53,6 +53,64 @@ pub enum Action {
 pub struct RequestRules {
     /// `zookeeper.extendedTypesEnabled`: TTL nodes allowed.
     pub extended_types: bool,
+    /// `Limits::path_bytes_max`: a longer path is BadArguments.
+    pub path_bytes_max: usize,
+    /// `Limits::multi_ops_max`: a longer multi or multiRead is MarshallingError.
+    pub multi_ops_max: usize,
+    /// `Limits::set_watches_paths_max`: a larger setWatches is MarshallingError.
+    pub set_watches_paths_max: usize,
+    /// `Limits::watches_per_session_max`: a read that would add more fails (ThrottledOp).
+    pub watches_per_session_max: usize,
+}
+
+impl RequestRules {
+    /// The error for a request over one of the size bounds, if it is.
+    fn oversize(&self, req: &Request) -> Option<ErrorCode> {
+        if req.path().is_some_and(|p| p.len() > self.path_bytes_max) {
+            return Some(ErrorCode::BadArguments);
+        }
+        let (ops, paths) = match req {
+            Request::Multi(o) => (o.len(), 0),
+            Request::MultiRead(o) => (o.len(), 0),
+            Request::SetWatches(w) => (
+                0,
+                w.data_watches.len() + w.exist_watches.len() + w.child_watches.len(),
+            ),
+            Request::SetWatches2(w) => (
+                0,
+                w.data_watches.len()
+                    + w.exist_watches.len()
+                    + w.child_watches.len()
+                    + w.persistent_watches.len()
+                    + w.persistent_recursive_watches.len(),
+            ),
+            _ => (0, 0),
+        };
+        (ops > self.multi_ops_max || paths > self.set_watches_paths_max)
+            .then_some(ErrorCode::MarshallingError)
+    }
+}
+
+/// How many watches a read may add.
+fn watches_added(req: &Request) -> usize {
+    match req {
+        Request::Exists(r) => r.watch.into(),
+        Request::GetData(r) => r.watch.into(),
+        Request::GetChildren(r) => r.watch.into(),
+        Request::GetChildren2(r) => r.watch.into(),
+        Request::AddWatch(_) => 1,
+        Request::SetWatches(w) => {
+            w.data_watches.len() + w.exist_watches.len() + w.child_watches.len()
+        }
+        Request::SetWatches2(w) => {
+            w.data_watches.len()
+                + w.exist_watches.len()
+                + w.child_watches.len()
+                + w.persistent_watches.len()
+                + w.persistent_recursive_watches.len()
+        }
+        _ => 0,
+    }
 }
 
 /// Decides what to do with a decoded request (not auth, ping or connect, which the
@@ -60,6 +118,16 @@ pub struct RequestRules {
 ///
 /// `zxid` is the last applied zxid, for answers given before the log.
 pub fn plan(xid: Xid, zxid: Zxid, req: Request, caller: &Caller, rules: RequestRules) -> Action {
+    if let Some(code) = rules.oversize(&req) {
+        if req.is_write() {
+            let kind = WriteKind::Request {
+                op: req.op(),
+                multi: Vec::new(),
+            };
+            return Action::Write(Op::Refused { code }, kind);
+        }
+        return Action::Answer(encode_error(xid, zxid, code), false);
+    }
     if let Some(op) = write_op(&req, rules) {
         let multi = match &req {
             Request::Multi(ops) => ops.iter().map(multi_op_code).collect(),
@@ -87,8 +155,14 @@ pub fn plan(xid: Xid, zxid: Zxid, req: Request, caller: &Caller, rules: RequestR
             let caller = caller.clone();
             Action::Read(Box::new(move |ctx: &mut ReadCtx<'_>| {
                 let zxid = ctx.tree.last_zxid();
-                let frame = run_read(xid, zxid, read, &caller, ctx)
-                    .unwrap_or_else(|code| encode_error(xid, zxid, code));
+                let room = rules.watches_per_session_max;
+                let over = ctx.watches.session_watch_count(caller.session) + watches_added(&read);
+                let frame = if over > room {
+                    encode_error(xid, zxid, ErrorCode::ThrottledOp)
+                } else {
+                    run_read(xid, zxid, read, &caller, ctx)
+                        .unwrap_or_else(|code| encode_error(xid, zxid, code))
+                };
                 ctx.outbox.send(frame);
             }))
         }

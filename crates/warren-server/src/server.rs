@@ -205,6 +205,7 @@ impl Server {
             node_id,
             DataTree::new(),
             cfg.tick_time_ms.into(),
+            cfg.limits.requests_in_flight_max as usize,
         ));
         let members = BTreeMap::from([(node_id, "127.0.0.1:0".to_owned())]);
         let raft_cfg = RaftConfig {
@@ -223,22 +224,15 @@ impl Server {
             cfg.client_port_address.as_deref().unwrap_or("0.0.0.0"),
             cfg.client_port
         );
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let backlog = cfg.limits.listen_backlog_max;
+        let (listener, local_addr) = bind(&addr, backlog).await?;
         let secure = match (cfg.secure_client_port, tls) {
             (Some(port), Some(acceptor)) => {
                 let host = cfg
                     .secure_client_port_address
                     .as_deref()
                     .unwrap_or("0.0.0.0");
-                Some((bind(&format!("{host}:{port}")).await?, acceptor))
+                Some((bind(&format!("{host}:{port}"), backlog).await?, acceptor))
             }
             _ => None,
         };
@@ -321,12 +315,27 @@ impl Server {
     }
 }
 
-async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), ServerError> {
+/// Binds `addr` (host:port; the host may be a name) with the given listen backlog
+/// (`clientPortListenBacklog`).
+async fn bind(addr: &str, backlog: u32) -> Result<(TcpListener, SocketAddr), ServerError> {
     let bind_error = |source| ServerError::Bind {
         addr: addr.to_owned(),
         source,
     };
-    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let resolved = tokio::net::lookup_host(addr)
+        .await
+        .map_err(bind_error)?
+        .next()
+        .ok_or_else(|| bind_error(std::io::Error::other("the address resolves to nothing")))?;
+    let socket = if resolved.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(bind_error)?;
+    socket.set_reuseaddr(true).map_err(bind_error)?;
+    socket.bind(resolved).map_err(bind_error)?;
+    let listener = socket.listen(backlog.max(1)).map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     Ok((listener, local))
 }

@@ -510,3 +510,57 @@ fn four_letter_words_answer_and_respect_the_whitelist() {
         "ruok is not executed because it is not in the whitelist.\n"
     );
 }
+
+#[test]
+fn every_bound_answers_or_closes_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(
+        dir.path(),
+        &[
+            ("warren.connections_max", "3"),
+            ("warren.watches_per_session_max", "2"),
+            ("warren.multi_ops_max", "2"),
+            ("warren.path_bytes_max", "16"),
+            ("warren.requests_in_flight_per_session_max", "1"),
+        ],
+    );
+    let server = TestServer::start_with(cfg);
+    let mut c = RawClient::connect(server.addr);
+
+    // Phase 1: one request in flight per connection: a pipelined burst is read one at a
+    // time and still answered, in order.
+    let xids: Vec<_> = (0..20)
+        .map(|i| c.send(&create(&format!("/b{i}"), b"", 0)))
+        .collect();
+    for xid in xids {
+        assert_eq!(c.reply(xid).0, ErrorCode::Ok);
+    }
+    // Phase 2: a path over 16 bytes is BadArguments, through the log (the zxid moves on).
+    let (err, _) = c.call(&create("/a-very-long-path-name", b"", 0));
+    assert_eq!(err, ErrorCode::BadArguments);
+    // Phase 3: a multi of 3 ops is refused.
+    let op = |p: &str| {
+        MultiOp::Delete(DeleteRequest {
+            path: p.into(),
+            version: -1,
+        })
+    };
+    let (err, _) = c.call(&Request::Multi(vec![op("/b0"), op("/b1"), op("/b2")]));
+    assert_eq!(err, ErrorCode::MarshallingError);
+    assert_eq!(
+        c.call(&exists("/b0", false)).0,
+        ErrorCode::Ok,
+        "nothing was deleted"
+    );
+    // Phase 4: the third watch of the session is refused; reads without a watch go on.
+    assert_eq!(c.call(&exists("/b0", true)).0, ErrorCode::Ok);
+    assert_eq!(c.call(&exists("/b1", true)).0, ErrorCode::Ok);
+    assert_eq!(c.call(&exists("/b2", true)).0, ErrorCode::ThrottledOp);
+    assert_eq!(c.call(&exists("/b2", false)).0, ErrorCode::Ok);
+    // Phase 5: three connections in all; a fourth is closed at once.
+    let _c2 = RawClient::connect(server.addr);
+    let _c3 = RawClient::connect(server.addr);
+    let mut s = RawClient::tcp(server.addr);
+    assert!(is_closed(&mut s));
+    assert_eq!(c.call(&exists("/", false)).0, ErrorCode::Ok);
+}
