@@ -17,7 +17,7 @@
 //! | `party` | `Party`, `ShallowParty` | `recipe/party.py` |
 //! | `lease` | `NonBlockingLease`, `MultiNonBlockingLease` | `recipe/lease.py` |
 //! | [`watchers`] | [`DataWatch`], [`ChildrenWatch`] (re-arm themselves) | `recipe/watchers.py` |
-//! | `tree_cache` | `TreeCache` on a persistent recursive watch | `recipe/cache.py` |
+//! | [`tree_cache`] | [`TreeCache`] on a persistent recursive watch | `recipe/cache.py` |
 //!
 //! # How a recipe call flows
 //!
@@ -39,7 +39,7 @@
 //!   still hold it; retried acquires start over in the fresh session.
 //! - **Watches survive reconnects.** One-shot watches are re-sent by the client after a
 //!   reconnect; persistent watches are *not* (`zookeeper-client` 0.11.2 sends only the
-//!   first three watch lists in `SetWatches`), so `TreeCache` re-adds its persistent
+//!   first three watch lists in `SetWatches`), so [`TreeCache`] re-adds its persistent
 //!   watch after every reconnect and re-reads the tree to catch what it missed.
 //! - No recipe holds a client across a session loss, and every task a recipe spawns ends
 //!   when its handle is dropped or its connection closed.
@@ -72,6 +72,7 @@ pub mod error;
 pub mod lock;
 pub mod path;
 pub mod retry;
+pub mod tree_cache;
 pub mod watchers;
 
 pub use barrier::{Barrier, DoubleBarrier};
@@ -81,6 +82,7 @@ pub use election::Election;
 pub use error::{Error, Result};
 pub use lock::{Lock, LockStatus, ReadLock, WriteLock};
 pub use retry::RetryPolicy;
+pub use tree_cache::{TreeCache, TreeEvent, TreeEventKind};
 pub use watchers::{ChildrenWatch, DataWatch, NodeData};
 
 /// The client crate the recipes run on, re-exported so users name the same types.

@@ -9,4 +9,5 @@ mod counter;
 mod election;
 mod interop;
 mod lock;
+mod tree_cache;
 mod watchers;
