@@ -9,13 +9,13 @@
 //! | [`connection`] | [`Connection`]: states `Connected`/`Suspended`/`Lost`, listeners, a fresh session after a loss | `KazooClient` states |
 //! | [`retry`] | [`RetryPolicy`]: max tries, delay, backoff, max delay, jitter, deadline | `kazoo.retry.KazooRetry` |
 //! | [`lock`] | [`Lock`] (fair, `contenders`), [`ReadLock`], [`WriteLock`] | `recipe/lock.py` |
-//! | `semaphore` | `Semaphore` | `recipe/lock.py` |
+//! | [`semaphore`] | [`Semaphore`] | `recipe/lock.py` |
 //! | [`election`] | [`Election`] (run, contenders, cancel) | `recipe/election.py` |
 //! | [`barrier`] | [`Barrier`], [`DoubleBarrier`] | `recipe/barrier.py` |
 //! | [`counter`] | [`Counter`] (ASCII `repr` or Curator's int) | `recipe/counter.py` |
-//! | `queue` | `Queue`, `LockingQueue` | `recipe/queue.py` |
-//! | `party` | `Party`, `ShallowParty` | `recipe/party.py` |
-//! | `lease` | `NonBlockingLease`, `MultiNonBlockingLease` | `recipe/lease.py` |
+//! | [`queue`] | [`Queue`], [`LockingQueue`] | `recipe/queue.py` |
+//! | [`party`] | [`Party`], [`ShallowParty`] | `recipe/party.py` |
+//! | [`lease`] | [`NonBlockingLease`], [`MultiNonBlockingLease`] | `recipe/lease.py` |
 //! | [`watchers`] | [`DataWatch`], [`ChildrenWatch`] (re-arm themselves) | `recipe/watchers.py` |
 //! | [`tree_cache`] | [`TreeCache`] on a persistent recursive watch | `recipe/cache.py` |
 //!
@@ -69,9 +69,13 @@ pub mod connection;
 pub mod counter;
 pub mod election;
 pub mod error;
+pub mod lease;
 pub mod lock;
+pub mod party;
 pub mod path;
+pub mod queue;
 pub mod retry;
+pub mod semaphore;
 pub mod tree_cache;
 pub mod watchers;
 
@@ -80,8 +84,12 @@ pub use connection::{ConnState, ConnectOptions, Connection, ListenerId, Status};
 pub use counter::{Change, Counter, CounterValue};
 pub use election::Election;
 pub use error::{Error, Result};
+pub use lease::{MultiNonBlockingLease, NonBlockingLease};
 pub use lock::{Lock, LockStatus, ReadLock, WriteLock};
+pub use party::{BaseParty, Party, ShallowParty};
+pub use queue::{LockingQueue, Queue};
 pub use retry::RetryPolicy;
+pub use semaphore::Semaphore;
 pub use tree_cache::{TreeCache, TreeEvent, TreeEventKind};
 pub use watchers::{ChildrenWatch, DataWatch, NodeData};
 

@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
-use warren_recipes::{Counter, Election, Lock};
+use std::time::Duration;
+
+use warren_recipes::{
+    Counter, Election, Lock, LockingQueue, NonBlockingLease, Party, Queue, Semaphore, ShallowParty,
+};
 
 use crate::common::*;
 
@@ -147,6 +151,84 @@ say("%r %r %r" % (ints.value, floats.value, curator.value))
     curator.sub(2).await.unwrap();
     py.send("read").await;
     py.expect("150 2.0 5").await;
+    py.finish().await;
+    conn.close();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kazoo_and_rust_share_queues_parties_semaphores_and_leases() {
+    let Some(python) = kazoo_python() else { return };
+    let server = TestServer::start().await;
+    let conn = connect(&server.connect_string()).await;
+    let mut py = Kazoo::spawn(
+        &python,
+        &server.connect_string(),
+        r#"
+import datetime
+q = zk.Queue("/interop/queue")
+q.put(b"py-low", priority=200)
+q.put(b"py-high", priority=5)
+lq = zk.LockingQueue("/interop/lq")
+lq.put(b"py-entry")
+party = zk.Party("/interop/party", "python")
+party.join()
+shallow = zk.ShallowParty("/interop/shallow", "python")
+shallow.join()
+sem = zk.Semaphore("/interop/sem", "python", max_leases=1)
+sem.acquire()
+lease = zk.NonBlockingLease("/interop/lease", datetime.timedelta(hours=1), identifier="python")
+say("ready %s" % bool(lease))
+wait("check")
+say("queue " + q.get().decode())
+say("lq " + lq.get(timeout=30).decode())
+lq.consume()
+say("party " + ",".join(sorted(party)))
+say("shallow " + ",".join(sorted(shallow)))
+sem.release()
+wait("sem")
+say("sem " + ",".join(sem.lease_holders()))
+"#,
+    );
+    py.expect("ready True").await;
+
+    // Rust reads what kazoo wrote, in kazoo's order, and writes what kazoo reads.
+    let q = Queue::new(&conn, "/interop/queue");
+    assert_eq!(q.get().await.unwrap().as_deref(), Some(&b"py-high"[..]));
+    q.put_with_priority(b"rust-mid", 100).await.unwrap();
+    let lq = LockingQueue::new(&conn, "/interop/lq");
+    assert_eq!(
+        lq.get(None).await.unwrap().as_deref(),
+        Some(&b"py-entry"[..])
+    );
+    lq.consume().await.unwrap();
+    lq.put(b"rust-entry").await.unwrap();
+    let party = Party::new(&conn, "/interop/party", "rust");
+    party.join().await.unwrap();
+    let shallow = ShallowParty::new(&conn, "/interop/shallow", "rust");
+    shallow.join().await.unwrap();
+    let mut members = party.members().await.unwrap();
+    members.sort();
+    assert_eq!(members, vec!["python", "rust"]);
+    let sem = Semaphore::new(&conn, "/interop/sem", "rust", 1);
+    assert!(
+        !sem.try_acquire().await.unwrap(),
+        "kazoo holds the only lease"
+    );
+    let lease = NonBlockingLease::obtain(&conn, "/interop/lease", Duration::from_secs(60), "rust")
+        .await
+        .unwrap();
+    assert!(!lease.obtained(), "kazoo holds the lease");
+
+    py.send("check").await;
+    py.expect("queue rust-mid").await;
+    py.expect("lq rust-entry").await;
+    py.expect("party python,rust").await;
+    py.expect("shallow python,rust").await;
+    // kazoo gave its lease back: Rust takes it, and kazoo sees Rust holding it.
+    bounded("semaphore", sem.acquire()).await.unwrap();
+    py.send("sem").await;
+    py.expect("sem rust").await;
     py.finish().await;
     conn.close();
     server.stop().await;

@@ -9,5 +9,6 @@ mod counter;
 mod election;
 mod interop;
 mod lock;
+mod more;
 mod tree_cache;
 mod watchers;
