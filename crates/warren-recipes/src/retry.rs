@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 
 /// How often and how patiently to retry an operation that failed with a retryable error:
-/// `ConnectionLoss`, a client-side `Timeout`, [`Error::ForceRetry`], and `SessionExpired`
-/// unless `ignore_expire` is false.
+/// a connection fault (`ConnectionLoss`, `SessionMoved`, an I/O fault), a client-side
+/// `Timeout`, [`Error::ForceRetry`], and `SessionExpired` unless `ignore_expire` is false.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first one included; `None` retries forever (kazoo's `None`/-1).
@@ -77,7 +77,11 @@ impl RetryPolicy {
         use zookeeper_client::Error as Zk;
         match err {
             Error::ForceRetry(_) => true,
-            Error::Zk(Zk::ConnectionLoss | Zk::Timeout) => true,
+            // The client fails requests in flight when their connection breaks with the
+            // error that broke it: `ConnectionLoss`, `SessionMoved` (the session was taken
+            // over by another connection), or an I/O or protocol fault (`Custom`). All
+            // are kazoo's `ConnectionLoss`: the request may or may not have happened.
+            Error::Zk(Zk::ConnectionLoss | Zk::Timeout | Zk::SessionMoved | Zk::Custom(_)) => true,
             Error::Zk(Zk::SessionExpired) => self.ignore_expire,
             _ => false,
         }
