@@ -4,6 +4,8 @@
 //! `zoo.cfg` (`--config`) and flags configure it; flags win over the file. SIGTERM and SIGINT
 //! stop it gracefully and it exits 0.
 
+mod cluster;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +31,8 @@ enum Command {
     Server(ServerArgs),
     /// Measure a ZooKeeper-compatible server under load (`warren bench --help`).
     Bench(warren_bench::BenchArgs),
+    /// Run a local ensemble of N servers (separate processes) until Ctrl-C.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(Args)]
@@ -71,6 +75,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => run_server(args),
         Command::Bench(args) => warren_bench::main(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
 
