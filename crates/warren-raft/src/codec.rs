@@ -39,7 +39,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn new(what: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(what: &'static str, reason: impl Into<String>) -> Self {
         DecodeError {
             what,
             reason: reason.into(),
@@ -48,17 +48,17 @@ impl DecodeError {
 }
 
 /// A bounded little-endian reader over a byte slice.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     what: &'static str,
     buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(what: &'static str, buf: &'a [u8]) -> Self {
+    pub(crate) fn new(what: &'static str, buf: &'a [u8]) -> Self {
         Reader { what, buf }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() < n {
             return Err(DecodeError::new(
                 self.what,
@@ -70,16 +70,16 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u8(&mut self) -> Result<u8, DecodeError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
 
-    fn u32(&mut self) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn u64(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
@@ -88,7 +88,7 @@ impl<'a> Reader<'a> {
 
     /// A count that must fit in what is left, `min_item` bytes an item, so a corrupt count
     /// cannot make us allocate gigabytes.
-    fn count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
+    pub(crate) fn count(&mut self, min_item: usize) -> Result<usize, DecodeError> {
         let n = self.u32()? as usize;
         if n.saturating_mul(min_item) > self.buf.len() {
             return Err(DecodeError::new(
@@ -99,11 +99,11 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    fn rest(&mut self) -> &'a [u8] {
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
     }
 
-    fn finish(self) -> Result<(), DecodeError> {
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
         } else {
@@ -125,7 +125,41 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn opt_log_id(&mut self) -> Result<Option<LogId>, DecodeError> {
+    /// A vote as [`put_vote`] writes it.
+    pub(crate) fn vote(&mut self) -> Result<Vote, DecodeError> {
+        let term = self.u64()?;
+        let node = self.u64()?;
+        let committed = self.flag()?;
+        Ok(Vote {
+            leader_id: LeaderId::new(term, node),
+            committed,
+        })
+    }
+
+    /// A boolean byte: 0 or 1, nothing else.
+    pub(crate) fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(DecodeError::new(self.what, format!("bad flag byte {b}"))),
+        }
+    }
+
+    /// `u32` length, then that many bytes.
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.count(1)?;
+        self.take(n)
+    }
+
+    /// `u32` length, then that many bytes of UTF-8.
+    pub(crate) fn string(&mut self) -> Result<String, DecodeError> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|e| DecodeError::new(self.what, e.to_string()))
+    }
+
+    pub(crate) fn opt_log_id(&mut self) -> Result<Option<LogId>, DecodeError> {
         match self.u8()? {
             0 => Ok(None),
             1 => {
@@ -138,20 +172,33 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_u32(out: &mut Vec<u8>, v: u32) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn put_u64(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn put_len(out: &mut Vec<u8>, n: usize) {
-    let n = u32::try_from(n).expect("a membership list or address shorter than 4 GiB");
+pub(crate) fn put_len(out: &mut Vec<u8>, n: usize) {
+    let n = u32::try_from(n).expect("a list, address or payload shorter than 4 GiB");
     put_u32(out, n);
 }
 
-fn put_opt_log_id(out: &mut Vec<u8>, id: Option<&LogId>) {
+/// A vote: `u64 term | u64 voted-for node | u8 committed`.
+pub(crate) fn put_vote(out: &mut Vec<u8>, v: &Vote) {
+    put_u64(out, v.leader_id.term());
+    put_u64(out, *v.leader_id.node_id());
+    out.push(u8::from(v.committed));
+}
+
+/// `u32` length, then the bytes.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_len(out, b.len());
+    out.extend_from_slice(b);
+}
+
+pub(crate) fn put_opt_log_id(out: &mut Vec<u8>, id: Option<&LogId>) {
     match id {
         None => out.push(0),
         Some(id) => {
@@ -268,9 +315,7 @@ pub(crate) fn encode_hard_state(h: &HardState) -> Vec<u8> {
         None => out.push(0),
         Some(v) => {
             out.push(1);
-            put_u64(&mut out, v.leader_id.term());
-            put_u64(&mut out, *v.leader_id.node_id());
-            out.push(u8::from(v.committed));
+            put_vote(&mut out, v);
         }
     }
     put_opt_log_id(&mut out, h.committed.as_ref());
@@ -284,19 +329,7 @@ pub(crate) fn decode_hard_state(buf: &[u8]) -> Result<HardState, DecodeError> {
     r.version(META_VERSION)?;
     let vote = match r.u8()? {
         0 => None,
-        1 => {
-            let term = r.u64()?;
-            let node = r.u64()?;
-            let committed = match r.u8()? {
-                0 => false,
-                1 => true,
-                b => return Err(DecodeError::new("meta", format!("bad committed flag {b}"))),
-            };
-            Some(Vote {
-                leader_id: LeaderId::new(term, node),
-                committed,
-            })
-        }
+        1 => Some(r.vote()?),
         t => return Err(DecodeError::new("meta", format!("bad vote tag {t}"))),
     };
     let committed = r.opt_log_id()?;

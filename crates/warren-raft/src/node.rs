@@ -1,125 +1,28 @@
-//! [`RaftNode`]: start, propose, read barrier, status, shutdown.
+//! [`RaftNode`]: start, submit/propose (on any node), read barrier (on any node), application
+//! messages, membership, leadership transfer, status, shutdown.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError};
-use openraft::impls::ProgressResponder;
-use openraft::{Raft, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::error::ClientWriteError;
+use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
+use tokio::task::JoinHandle;
 
 use crate::backend::Backends;
-use crate::log_store::{IoCounters, IoThread, LogStore};
-use crate::network::{Network, NoPeers, PeerTransport};
+use crate::config::RaftConfig;
+use crate::core::{AppHandler, CallHandler, Core};
+use crate::link::{LinkError, Links};
+use crate::log_store::{IoCounters, LogStore};
+use crate::network::{NetTimes, Network, NoPeers, PeerTransport, TcpTransport};
 use crate::state_machine::{SmAdapter, Snapshots, StateMachine};
-use crate::types::{Payload, PeerNode, TypeConfig};
-
-/// How a Raft node is set up. Built with [`RaftConfig::new`], then fields adjusted.
-#[derive(Debug, Clone)]
-pub struct RaftConfig {
-    /// This server's id (ZooKeeper's `myid`).
-    pub node_id: u64,
-    /// Every voter: id → peer address. Used to form the ensemble on first start only; after
-    /// that the membership is what the log says.
-    pub members: BTreeMap<u64, String>,
-    /// Where the meta file and the snapshots live (and the log, unless `log_dir` is set).
-    pub data_dir: PathBuf,
-    /// Where the log lives, if apart from `data_dir` (ZooKeeper's `dataLogDir`).
-    pub log_dir: Option<PathBuf>,
-    /// Applied entries between snapshots (ZooKeeper's `snapCount`).
-    pub snapshot_every_entries: u64,
-    /// Snapshots kept on disk (ZooKeeper's `autopurge.snapRetainCount`).
-    pub snapshots_to_keep: usize,
-    /// Entries already in a snapshot kept in the log, for followers slightly behind.
-    pub log_entries_kept_behind_snapshot: u64,
-    /// Lower bound of the randomized election timeout.
-    pub election_timeout_min_ms: u64,
-    /// Upper bound of the randomized election timeout.
-    pub election_timeout_max_ms: u64,
-    /// Leader heartbeat period.
-    pub heartbeat_interval_ms: u64,
-    /// How long `start` waits for a single-voter node to lead and replay its log.
-    pub startup_timeout_ms: u64,
-}
-
-impl RaftConfig {
-    /// A config with ZooKeeper-like defaults for the given identity, members and directory.
-    pub fn new(node_id: u64, members: BTreeMap<u64, String>, data_dir: impl Into<PathBuf>) -> Self {
-        RaftConfig {
-            node_id,
-            members,
-            data_dir: data_dir.into(),
-            log_dir: None,
-            snapshot_every_entries: 100_000,
-            snapshots_to_keep: 3,
-            log_entries_kept_behind_snapshot: 1_000,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
-            heartbeat_interval_ms: 100,
-            startup_timeout_ms: 30_000,
-        }
-    }
-
-    /// A one-voter ensemble: node 1 at `127.0.0.1:2888`, as a standalone server runs.
-    pub fn standalone(data_dir: impl Into<PathBuf>) -> Self {
-        Self::new(
-            1,
-            BTreeMap::from([(1, "127.0.0.1:2888".to_string())]),
-            data_dir,
-        )
-    }
-
-    fn validate(&self) -> Result<(), RaftError> {
-        let bad = |m: String| Err(RaftError::Config(m));
-        if !self.members.contains_key(&self.node_id) {
-            return bad(format!(
-                "node {} is not among the members {:?}",
-                self.node_id, self.members
-            ));
-        }
-        if self.snapshot_every_entries == 0 {
-            return bad("snapshot_every_entries must be at least 1".into());
-        }
-        if self.election_timeout_min_ms >= self.election_timeout_max_ms
-            || self.heartbeat_interval_ms >= self.election_timeout_min_ms
-        {
-            return bad(format!(
-                "need heartbeat ({}) < election min ({}) < election max ({})",
-                self.heartbeat_interval_ms,
-                self.election_timeout_min_ms,
-                self.election_timeout_max_ms
-            ));
-        }
-        Ok(())
-    }
-
-    fn openraft_config(&self) -> Result<openraft::Config, RaftError> {
-        let config = openraft::Config {
-            cluster_name: "warren".into(),
-            election_timeout_min: self.election_timeout_min_ms,
-            election_timeout_max: self.election_timeout_max_ms,
-            heartbeat_interval: self.heartbeat_interval_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
-            max_in_snapshot_log_to_keep: self.log_entries_kept_behind_snapshot,
-            // A restarted leader goes through an election, whose blank entry commits (and so
-            // replays into the state machine) everything its log holds: the state the node
-            // serves after `start` is never older than what it served before the restart.
-            enable_leader_restore: Some(false),
-            ..openraft::Config::default()
-        };
-        config
-            .validate()
-            .map_err(|e| RaftError::Config(e.to_string()))
-    }
-
-    fn single_voter(&self) -> bool {
-        self.members.len() == 1
-    }
-}
+use crate::types::{PeerNode, TypeConfig};
+use crate::wire::{ClientReply, ClientRequest};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +33,14 @@ pub enum RaftError {
     /// The data directory could not be opened or is damaged.
     #[error("Raft storage: {0}")]
     Storage(String),
+    /// The peer port could not be bound.
+    #[error("peer listener on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
     /// The Raft core stopped.
     #[error("Raft node stopped: {0}")]
     Fatal(String),
@@ -138,26 +49,57 @@ pub enum RaftError {
     StartTimeout(Duration),
 }
 
-/// Why a proposal (or read barrier) did not succeed.
+/// Why a proposal, read barrier or membership change did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposeError {
-    /// This node is not the leader; the leader as far as it knows, as (id, peer address).
+    /// No leader could take it (none known in time, or the one asked no longer leads); the
+    /// entry is certainly not in the log. The leader as far as this node knows, as
+    /// (id, peer address).
     #[error("not the leader (leader: {leader:?})")]
     NotLeader {
         /// The current leader, if known.
         leader: Option<(u64, String)>,
     },
-    /// The entry was appended here but discarded when this node lost leadership: it may or may
-    /// not commit through the new leader. The server treats it like a lost connection.
+    /// The entry may or may not commit: it was discarded by a leader change after it was
+    /// appended, or the stream to the leader failed after it was sent. The server treats it
+    /// like a lost connection.
     #[error("entry discarded by a leader change; it may still commit (leader: {leader:?})")]
     Indeterminate {
         /// The new leader, if known.
         leader: Option<(u64, String)>,
     },
+    /// The leader refused a membership change (another in progress, unknown node, ...).
+    #[error("membership change refused: {0}")]
+    Rejected(String),
     /// The node stopped on an error (storage failure, panic); it will not recover.
     #[error("Raft node failed: {0}")]
     Fatal(String),
     /// The node is shutting down.
+    #[error("Raft node shutting down")]
+    ShuttingDown,
+}
+
+/// Why an application call got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppCallError {
+    /// The peer is not in the membership or the configuration.
+    #[error("unknown peer {0}")]
+    UnknownPeer(u64),
+    /// The peer could not be reached, or the stream failed before the answer.
+    #[error("peer {0} unreachable")]
+    Unreachable(u64),
+    /// No answer in time.
+    #[error("peer {0} did not answer in time")]
+    TimedOut(u64),
+    /// The peer has no call handler.
+    #[error("peer {peer}: {reason}")]
+    Refused {
+        /// The peer.
+        peer: u64,
+        /// What it said.
+        reason: String,
+    },
+    /// This node is shutting down.
     #[error("Raft node shutting down")]
     ShuttingDown,
 }
@@ -167,7 +109,7 @@ pub enum ProposeError {
 pub enum Role {
     /// Leads the ensemble: proposals are accepted here.
     Leader,
-    /// Follows a leader.
+    /// Follows a leader (or, a voter not yet part of a formed ensemble, waits for one).
     Follower,
     /// Asking for votes.
     Candidate,
@@ -188,14 +130,25 @@ pub struct NodeStatus {
     pub term: u64,
     /// The leader it knows of.
     pub leader: Option<u64>,
+    /// The peer address of that leader.
+    pub leader_addr: Option<String>,
     /// Index of the last log entry (appended, maybe not committed).
     pub last_log_index: Option<u64>,
+    /// Index of the last entry known committed.
+    pub committed: Option<u64>,
     /// Index of the last entry applied to the state machine.
     pub last_applied: Option<u64>,
     /// Index the newest snapshot covers.
     pub snapshot_index: Option<u64>,
-    /// The members as of the effective membership: id → peer address.
+    /// Every node of the effective membership (voters and learners): id → peer address.
     pub members: BTreeMap<u64, String>,
+    /// The voters of the effective membership (both halves of a joint one).
+    pub voters: BTreeSet<u64>,
+    /// The learners (observers) of the effective membership.
+    pub learners: BTreeSet<u64>,
+    /// On the leader: each other node's matched log index (`None`: nothing matched yet).
+    /// Empty elsewhere.
+    pub replication: BTreeMap<u64, Option<u64>>,
 }
 
 /// Counters of the log's I/O (group commit makes `fsyncs` much smaller than `entries`).
@@ -207,27 +160,43 @@ pub struct IoStats {
     pub entries: u64,
 }
 
-/// One Raft member: the log, the state machine driver, the Raft core.
+/// Where a request goes.
+enum Route {
+    /// This node leads.
+    Local,
+    /// Another node leads: (id, peer address).
+    Remote(u64, String),
+}
+
+/// One Raft member: the log, the state machine driver, the Raft core, its peer server and
+/// its streams to peers.
 pub struct RaftNode {
-    raft: Raft<TypeConfig, SmAdapter>,
-    id: u64,
-    io: IoThread,
-    counters: Arc<IoCounters>,
-    shutting_down: AtomicBool,
+    core: Arc<Core>,
+    cfg: RaftConfig,
+    links: Arc<Links>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl RaftNode {
-    /// Starts a node on the data directory of `cfg`.
+    /// Starts a node on the data directory of `cfg`, over TCP if it has peers.
     ///
-    /// A first start with an empty directory forms the ensemble from `cfg.members`. A restart
-    /// recovers the vote, log and newest snapshot, and replays the committed log into `sm`.
-    /// A single-voter node returns once it leads and has applied everything in its log.
+    /// A single voter returns once it leads and has applied everything in its log. A member
+    /// of a larger ensemble returns once its log is replayed (up to what it knew committed) and
+    /// its peer port is bound; it does not wait for a quorum. On an empty directory the lowest
+    /// voter forms the ensemble once a majority of the voters answer that they never were
+    /// part of one (see the crate docs).
     pub async fn start(cfg: RaftConfig, sm: Box<dyn StateMachine>) -> Result<RaftNode, RaftError> {
         let backends = crate::storage::open(&cfg.data_dir, cfg.log_dir.as_deref())?;
-        Self::start_with(cfg, sm, backends, Arc::new(NoPeers)).await
+        let transport: Arc<dyn PeerTransport> = if cfg.has_peers() {
+            Arc::new(TcpTransport)
+        } else {
+            Arc::new(NoPeers)
+        };
+        Self::start_with(cfg, sm, backends, transport).await
     }
 
-    /// Starts a node over given stores and peer transport (tests, and the ensemble issue).
+    /// Starts a node over given stores and peer transport (tests wrap the transport to inject
+    /// faults). Binds the peer port when the configuration has peers.
     pub async fn start_with(
         cfg: RaftConfig,
         sm: Box<dyn StateMachine>,
@@ -241,22 +210,35 @@ impl RaftNode {
             .map_err(|e| RaftError::Storage(e.0))?;
         let snapshots = Snapshots::new(backends.snapshots, cfg.snapshots_to_keep);
         let sm = SmAdapter::new(sm, snapshots);
-        let raft =
-            match Raft::new(cfg.node_id, config, Network::new(transport), log_store, sm).await {
-                Ok(raft) => raft,
-                Err(e) => {
-                    let _ = io.stop().await;
-                    return Err(RaftError::Storage(e.to_string()));
-                }
-            };
-        let node = RaftNode {
+        let times = NetTimes {
+            rpc_floor: Duration::from_millis(cfg.rpc_timeout_min_ms),
+            snapshot_install: cfg.forward_timeout().max(Duration::from_secs(30)),
+        };
+        let network = Network::new(cfg.node_id, transport.clone(), times);
+        let raft = match Raft::new(cfg.node_id, config, network, log_store, sm).await {
+            Ok(raft) => raft,
+            Err(e) => {
+                let _ = io.stop().await;
+                return Err(RaftError::Storage(e.to_string()));
+            }
+        };
+        let core = Arc::new(Core::new(
+            cfg.node_id,
             raft,
-            id: cfg.node_id,
             io,
             counters,
-            shutting_down: AtomicBool::new(false),
+            cfg.snapshot_bytes_max,
+            cfg.forward_timeout(),
+        ));
+        let connect_timeout = Duration::from_millis(cfg.election_timeout_min_ms);
+        let links = Arc::new(Links::new(cfg.node_id, transport.clone(), connect_timeout));
+        let node = RaftNode {
+            core,
+            cfg,
+            links,
+            tasks: std::sync::Mutex::new(Vec::new()),
         };
-        match node.come_up(&cfg).await {
+        match node.come_up(transport).await {
             Ok(()) => Ok(node),
             Err(e) => {
                 node.shutdown().await;
@@ -265,30 +247,56 @@ impl RaftNode {
         }
     }
 
-    /// Forms the ensemble if new; for a single voter, leads and replays before returning.
-    async fn come_up(&self, cfg: &RaftConfig) -> Result<(), RaftError> {
+    /// Opens the peer port and starts the ensemble tasks; a sole voter leads and replays
+    /// before returning.
+    async fn come_up(&self, transport: Arc<dyn PeerTransport>) -> Result<(), RaftError> {
+        let cfg = &self.cfg;
+        if cfg.has_peers() {
+            let addr = cfg
+                .peer_listen_addr
+                .clone()
+                .or_else(|| cfg.own_addr().cloned())
+                .expect("validate checked that this node has an address");
+            let listener =
+                tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| RaftError::Listen {
+                        addr: addr.clone(),
+                        reason: e.to_string(),
+                    })?;
+            tracing::info!(node = cfg.node_id, %addr, "peer port bound");
+            self.spawn(crate::peer_server::spawn(listener, self.core.clone()));
+            self.spawn(tokio::spawn(crate::ensemble::run(
+                self.core.clone(),
+                self.links.clone(),
+                transport,
+                cfg.clone(),
+            )));
+        }
+        if cfg.sole_voter() {
+            self.lead_alone().await?;
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, task: JoinHandle<()>) {
+        self.tasks.lock().expect("task list lock").push(task);
+    }
+
+    /// A sole voter forms the ensemble if new, elects itself at once and replays its log.
+    async fn lead_alone(&self) -> Result<(), RaftError> {
+        let cfg = &self.cfg;
+        let raft = &self.core.raft;
         let fatal = |e: openraft::error::Fatal<TypeConfig>| RaftError::Fatal(e.to_string());
-        let initialized = self.raft.is_initialized().await.map_err(fatal)?;
-        let lowest = cfg.members.keys().next().copied();
-        if !initialized && lowest == Some(cfg.node_id) {
-            let nodes: BTreeMap<u64, PeerNode> = cfg
-                .members
-                .iter()
-                .map(|(id, addr)| (*id, PeerNode { addr: addr.clone() }))
-                .collect();
+        if !raft.is_initialized().await.map_err(fatal)? {
             tracing::info!(node = cfg.node_id, members = ?cfg.members, "forming a new ensemble");
-            self.raft
-                .initialize(nodes)
+            raft.initialize(crate::ensemble::voter_nodes(cfg))
                 .await
                 .map_err(|e| RaftError::Fatal(format!("initialize: {e}")))?;
         }
-        if !cfg.single_voter() {
-            return Ok(());
-        }
         // Metrics follow the core asynchronously: wait until they show a membership.
         let timeout = Duration::from_millis(cfg.startup_timeout_ms);
-        let m = self
-            .raft
+        let m = raft
             .wait(Some(timeout))
             .metrics(
                 |m| m.membership_config.voter_ids().next().is_some(),
@@ -304,12 +312,11 @@ impl RaftNode {
             );
             return Ok(());
         }
-        if !self.raft.is_leader() {
+        if !raft.is_leader() {
             // Alone, there is nobody to wait for: elect now rather than after a timeout.
-            self.raft.trigger().elect(false).await.map_err(fatal)?;
+            raft.trigger().elect(false).await.map_err(fatal)?;
         }
-        let m = self
-            .raft
+        let m = raft
             .wait(Some(timeout))
             .state(ServerState::Leader, "single voter leads")
             .await
@@ -317,8 +324,7 @@ impl RaftNode {
         // Everything in the log up to now is committed by this term's first entry; wait until
         // it is all applied, so the caller's state machine is complete.
         if let Some(last) = m.last_log_index {
-            self.raft
-                .wait(Some(timeout))
+            raft.wait(Some(timeout))
                 .applied_index_at_least(Some(last), "log replayed")
                 .await
                 .map_err(|_| RaftError::StartTimeout(timeout))?;
@@ -327,123 +333,360 @@ impl RaftNode {
         Ok(())
     }
 
+    fn metrics(&self) -> RaftMetrics<TypeConfig> {
+        self.core.raft.metrics().borrow_watched().clone()
+    }
+
+    /// The peer address of `id`: the effective membership's, else the configuration's.
+    fn addr_of(&self, id: u64) -> Option<String> {
+        self.core
+            .member_addr(id)
+            .or_else(|| self.cfg.addr_of(id).cloned())
+    }
+
+    /// Where a request goes now: here if this node leads, else to the known leader; waits up
+    /// to three maximal election timeouts for a leader to be known.
+    async fn route(&self) -> Result<Route, ProposeError> {
+        self.core.check_running()?;
+        let mut leader = self.metrics().current_leader;
+        if leader.is_none() {
+            let wait = self.core.raft.wait(Some(self.cfg.leader_wait()));
+            leader = match wait
+                .metrics(|m| m.current_leader.is_some(), "a leader")
+                .await
+            {
+                Ok(m) => m.current_leader,
+                Err(_) => None,
+            };
+            self.core.check_running()?;
+        }
+        match leader {
+            None => Err(ProposeError::NotLeader { leader: None }),
+            Some(l) if l == self.core.id => Ok(Route::Local),
+            Some(l) => match self.addr_of(l) {
+                Some(addr) => Ok(Route::Remote(l, addr)),
+                None => Err(ProposeError::NotLeader {
+                    leader: Some((l, String::new())),
+                }),
+            },
+        }
+    }
+
+    fn link_error(&self, leader: (u64, String), e: LinkError) -> ProposeError {
+        match e {
+            LinkError::Closed if self.core.stopping() => ProposeError::ShuttingDown,
+            LinkError::Closed | LinkError::Unsent => ProposeError::NotLeader {
+                leader: Some(leader),
+            },
+            LinkError::Lost | LinkError::TimedOut => ProposeError::Indeterminate {
+                leader: Some(leader),
+            },
+        }
+    }
+
     /// Replicates `payload` and returns its log index once committed and applied here.
     ///
     /// The reply to a client never comes from this value but from [`StateMachine::apply`].
     pub async fn propose(&self, payload: Vec<u8>) -> Result<u64, ProposeError> {
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return Err(ProposeError::ShuttingDown);
-        }
-        match self.raft.client_write(Payload(Bytes::from(payload))).await {
-            Ok(resp) => Ok(resp.log_id.index),
-            Err(openraft::error::RaftError::APIError(e)) => Err(match e {
-                ClientWriteError::ForwardToLeader(f) => ProposeError::NotLeader {
-                    leader: self.leader_of(&f),
-                },
-                ClientWriteError::LogEntryDiscarded(f) => ProposeError::Indeterminate {
-                    leader: self.leader_of(&f),
-                },
-                other => ProposeError::Fatal(format!("unexpected write error: {other}")),
-            }),
-            Err(openraft::error::RaftError::Fatal(f)) => Err(self.fatal(f)),
-        }
+        self.submit(payload).await?.await
     }
 
-    /// Enqueues `payload` for replication and returns a future of its outcome (its log index
-    /// once committed and applied here).
+    /// Enqueues `payload` for replication and returns a future of its outcome: its log index
+    /// once committed and applied on this node.
     ///
-    /// The enqueue is done when this returns, so calls made one after another from one task
-    /// enter the log in call order even while their outcomes are awaited concurrently. That
-    /// lets the server keep many writes in flight and still apply each session's writes in
-    /// the order the session sent them.
+    /// Works on any node. On the leader the entry is in the Raft core's queue when this
+    /// returns; on a follower (or learner) it has been queued, in call order, on this node's
+    /// one ordered stream to the leader, which enqueues forwarded entries in arrival order. So
+    /// calls made one after another from one task enter the log in call order, or some fail
+    /// (`NotLeader`, `Indeterminate`) and none of the later ones precede them, while their
+    /// outcomes are awaited concurrently. With no leader known, waits up to three election
+    /// timeouts for one, then `NotLeader`.
     pub async fn submit(
         &self,
         payload: Vec<u8>,
     ) -> Result<impl Future<Output = Result<u64, ProposeError>> + Send + 'static, ProposeError>
     {
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return Err(ProposeError::ShuttingDown);
-        }
-        let (responder, rx) = ProgressResponder::<TypeConfig, _>::complete_only();
-        self.raft
-            .client_write_ff(Payload(Bytes::from(payload)), Some(responder))
-            .await
-            .map_err(|f| self.fatal(f))?;
-        Ok(async move {
-            match rx.await {
-                Ok(Ok(resp)) => Ok(resp.log_id.index),
-                Ok(Err(ClientWriteError::ForwardToLeader(f))) => Err(ProposeError::NotLeader {
-                    leader: leader_hint(&f),
-                }),
-                Ok(Err(ClientWriteError::LogEntryDiscarded(f))) => {
-                    Err(ProposeError::Indeterminate {
-                        leader: leader_hint(&f),
-                    })
-                }
-                Ok(Err(other)) => Err(ProposeError::Fatal(format!(
-                    "unexpected write error: {other}"
-                ))),
-                // The core dropped the responder: it stopped.
-                Err(_) => Err(ProposeError::ShuttingDown),
+        let (id, addr) = match self.route().await? {
+            Route::Local => {
+                let fut = self.core.submit_local(Bytes::from(payload)).await?;
+                return Ok(Either::Left(fut));
             }
-        })
+            Route::Remote(id, addr) => (id, addr),
+        };
+        let link = self.links.get(id, &addr);
+        let leader = (id, addr);
+        let waiting = link
+            .request(|rid| ClientRequest::Forward { id: rid, payload })
+            .await
+            .map_err(|e| self.link_error(leader.clone(), e))?;
+        let raft = self.core.raft.clone();
+        let timeout = self.cfg.forward_timeout();
+        Ok(Either::Right(async move {
+            let index = match waiting.reply(timeout).await {
+                Ok(ClientReply::Forward { result, .. }) => result?,
+                // Never written: certainly not in the log.
+                Err(LinkError::Unsent) => {
+                    return Err(ProposeError::NotLeader {
+                        leader: Some(leader),
+                    });
+                }
+                // A reply of the wrong kind is a confused peer: the outcome is unknown.
+                Ok(_) | Err(_) => {
+                    return Err(ProposeError::Indeterminate {
+                        leader: Some(leader),
+                    });
+                }
+            };
+            // Committed; also applied here before reporting, so `propose` means the same on
+            // every node. If this node lags too far, the index is still the truth.
+            let _ = raft
+                .wait(Some(timeout))
+                .applied_index_at_least(Some(index), "forwarded entry applied")
+                .await;
+            Ok(index)
+        }))
     }
 
-    /// A linearizable read barrier (ZooKeeper's `sync`, done right): returns once this node
-    /// has confirmed its leadership with a quorum and applied everything committed before the
-    /// call. Only the leader can serve it today; followers get `NotLeader`.
+    /// A linearizable read barrier (ZooKeeper's `sync`, done right), on any node: returns once
+    /// the leader confirmed its leadership with a quorum and this node has applied everything
+    /// committed before the call.
     pub async fn read_index(&self) -> Result<(), ProposeError> {
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return Err(ProposeError::ShuttingDown);
+        let (id, addr) = match self.route().await? {
+            Route::Local => return self.core.local_read_index().await,
+            Route::Remote(id, addr) => (id, addr),
+        };
+        let link = self.links.get(id, &addr);
+        let leader = (id, addr);
+        let timeout = self.cfg.forward_timeout();
+        let waiting = link
+            .request(|rid| ClientRequest::ReadIndex { id: rid })
+            .await
+            .map_err(|e| self.link_error(leader.clone(), e))?;
+        let index = match waiting.reply(timeout).await {
+            Ok(ClientReply::ReadIndex { result, .. }) => result?,
+            Ok(_) | Err(_) => return Err(ProposeError::NotLeader { leader: None }),
+        };
+        self.core
+            .raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "read index applied")
+            .await
+            .map(|_| ())
+            .map_err(|_| ProposeError::NotLeader {
+                leader: Some(leader),
+            })
+    }
+
+    /// Sends an application message to `target` (fire-and-forget): queued on this node's
+    /// stream to it, dropped with a debug trace if the queue is full or the peer unreachable.
+    pub fn send_app(&self, target: u64, bytes: Vec<u8>) {
+        if self.core.stopping() {
+            return;
         }
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(_) => Ok(()),
+        let Some(addr) = self.addr_of(target) else {
+            tracing::debug!(target, "app message to an unknown peer dropped");
+            return;
+        };
+        let link = self.links.get(target, &addr);
+        if !link.send(&ClientRequest::AppSend { payload: bytes }) {
+            tracing::debug!(target, "app message dropped: the stream's queue is full");
+        }
+    }
+
+    /// Sends `bytes` to `target`'s call handler and returns its answer (bounded by
+    /// `forward_timeout_ms`).
+    pub async fn call_app(&self, target: u64, bytes: Vec<u8>) -> Result<Vec<u8>, AppCallError> {
+        if self.core.stopping() {
+            return Err(AppCallError::ShuttingDown);
+        }
+        let addr = self
+            .addr_of(target)
+            .ok_or(AppCallError::UnknownPeer(target))?;
+        let link = self.links.get(target, &addr);
+        let waiting = link
+            .request(|id| ClientRequest::AppCall { id, payload: bytes })
+            .await
+            .map_err(|_| AppCallError::ShuttingDown)?;
+        match waiting.reply(self.cfg.forward_timeout()).await {
+            Ok(ClientReply::AppCall { result, .. }) => {
+                result.map_err(|reason| AppCallError::Refused {
+                    peer: target,
+                    reason,
+                })
+            }
+            Err(LinkError::TimedOut) => Err(AppCallError::TimedOut(target)),
+            Ok(_) | Err(_) => Err(AppCallError::Unreachable(target)),
+        }
+    }
+
+    /// Sets the handler of application messages from peers (`from`, bytes). It runs on the
+    /// stream's reader: keep it short (queue the work).
+    pub fn set_app_handler(&self, handler: AppHandler) {
+        *self.core.app_handler.write().expect("handler lock") = Some(handler);
+    }
+
+    /// Sets the handler answering application calls from peers (`from`, bytes) → reply.
+    pub fn set_call_handler(&self, handler: CallHandler) {
+        *self.core.call_handler.write().expect("handler lock") = Some(handler);
+    }
+
+    /// Adds a learner (observer) at `addr`, on the leader; returns the membership entry's log
+    /// index once committed. It starts receiving the log at once.
+    pub async fn add_learner(&self, id: u64, addr: String) -> Result<u64, ProposeError> {
+        self.core.check_running()?;
+        let r = self
+            .core
+            .raft
+            .add_learner(id, PeerNode { addr }, false)
+            .await;
+        self.membership_result(r)
+    }
+
+    /// Makes `voters` the voters, on the leader (through a joint configuration); nodes that
+    /// were voters and are not in `voters` leave the membership. Every new voter must already
+    /// be a learner ([`RaftNode::add_learner`]). Returns the final entry's log index.
+    pub async fn change_membership(&self, voters: BTreeSet<u64>) -> Result<u64, ProposeError> {
+        self.core.check_running()?;
+        let r = self.core.raft.change_membership(voters, false).await;
+        self.membership_result(r)
+    }
+
+    /// Removes a node from the membership, on the leader: a voter through
+    /// [`RaftNode::change_membership`], a learner directly.
+    pub async fn remove_node(&self, id: u64) -> Result<u64, ProposeError> {
+        self.core.check_running()?;
+        let voters: BTreeSet<u64> = self.status().voters;
+        if voters.contains(&id) {
+            let rest = voters.into_iter().filter(|v| *v != id).collect();
+            return self.change_membership(rest).await;
+        }
+        let change: ChangeMembers<u64, PeerNode> = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+        let r = self.core.raft.change_membership(change, false).await;
+        self.membership_result(r)
+    }
+
+    fn membership_result(
+        &self,
+        r: Result<
+            openraft::raft::ClientWriteResponse<TypeConfig>,
+            openraft::error::RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+        >,
+    ) -> Result<u64, ProposeError> {
+        match r {
+            Ok(resp) => Ok(resp.log_id.index),
             Err(openraft::error::RaftError::APIError(e)) => Err(match e {
-                LinearizableReadError::ForwardToLeader(f) => ProposeError::NotLeader {
-                    leader: self.leader_of(&f),
+                ClientWriteError::ForwardToLeader(f) => ProposeError::NotLeader {
+                    leader: self.core.leader_of(&f),
                 },
-                LinearizableReadError::QuorumNotEnough(_) => {
-                    ProposeError::NotLeader { leader: None }
-                }
+                ClientWriteError::LogEntryDiscarded(f) => ProposeError::Indeterminate {
+                    leader: self.core.leader_of(&f),
+                },
+                other => ProposeError::Rejected(other.to_string()),
             }),
-            Err(openraft::error::RaftError::Fatal(f)) => Err(self.fatal(f)),
+            Err(openraft::error::RaftError::Fatal(f)) => Err(self.core.fatal(f)),
+        }
+    }
+
+    /// Hands leadership to the most caught-up other voter (graceful shutdown of a leader) and
+    /// waits, up to three election timeouts, until this node sees another leader; returns it.
+    /// `NotLeader` if this node does not lead or the transfer did not happen in time.
+    pub async fn transfer_leadership(&self) -> Result<u64, ProposeError> {
+        self.core.check_running()?;
+        let m = self.metrics();
+        let me = self.core.id;
+        if m.state != ServerState::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: m
+                    .current_leader
+                    .and_then(|l| self.addr_of(l).map(|a| (l, a))),
+            });
+        }
+        let matched = m.replication.clone().unwrap_or_default();
+        let to = m
+            .membership_config
+            .voter_ids()
+            .filter(|v| *v != me)
+            .max_by_key(|v| matched.get(v).cloned().flatten().map(|l| l.index));
+        let Some(to) = to else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        tracing::info!(node = me, to, "transferring leadership");
+        self.core
+            .raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|f| self.core.fatal(f))?;
+        let moved = self
+            .core
+            .raft
+            .wait(Some(self.cfg.leader_wait()))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != me),
+                "leadership moved",
+            )
+            .await;
+        match moved {
+            Ok(m) => Ok(m.current_leader.expect("the wait condition")),
+            Err(_) => Err(ProposeError::NotLeader { leader: None }),
         }
     }
 
     /// The node's Raft state, from openraft's metrics: published asynchronously, so it may
     /// trail the state machine by a moment (e.g. `last_applied` just after `propose` returns).
     pub fn status(&self) -> NodeStatus {
-        let m = self.raft.metrics().borrow_watched().clone();
-        let stopped = self.shutting_down.load(Ordering::SeqCst) || m.running_state.is_err();
+        let m = self.metrics();
+        let me = self.core.id;
+        let stopped = self.core.stopping() || m.running_state.is_err();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let learners: BTreeSet<u64> = membership.learner_ids().collect();
         let role = match m.state {
             _ if stopped => Role::Shutdown,
             ServerState::Leader => Role::Leader,
             ServerState::Follower => Role::Follower,
             ServerState::Candidate => Role::Candidate,
-            ServerState::Learner => Role::Learner,
+            // openraft calls a node outside any membership (not yet formed) a learner too.
+            ServerState::Learner if learners.contains(&me) => Role::Learner,
+            ServerState::Learner if self.cfg.learners.contains_key(&me) => Role::Learner,
+            ServerState::Learner => Role::Follower,
             ServerState::Shutdown => Role::Shutdown,
         };
+        let members: BTreeMap<u64, String> = m
+            .membership_config
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect();
+        let replication = match (&m.replication, m.state) {
+            (Some(r), ServerState::Leader) => r
+                .iter()
+                .filter(|(id, _)| **id != me)
+                .map(|(id, l)| (*id, l.map(|l| l.index)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
         NodeStatus {
-            id: self.id,
+            id: me,
             role,
             term: m.current_term,
             leader: m.current_leader,
+            leader_addr: m.current_leader.and_then(|l| members.get(&l).cloned()),
             last_log_index: m.last_log_index,
+            committed: m.local_committed.map(|l| l.index),
             last_applied: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
-            members: m
-                .membership_config
-                .nodes()
-                .map(|(id, n)| (*id, n.addr.clone()))
-                .collect(),
+            members,
+            voters,
+            learners,
+            replication,
         }
     }
 
     /// Log I/O counters.
     pub fn io_stats(&self) -> IoStats {
         IoStats {
-            fsyncs: self.counters.fsyncs.load(Ordering::Relaxed),
-            entries: self.counters.entries.load(Ordering::Relaxed),
+            fsyncs: self.core.counters.fsyncs.load(Ordering::Relaxed),
+            entries: self.core.counters.entries.load(Ordering::Relaxed),
         }
     }
 
@@ -451,6 +694,7 @@ impl RaftNode {
     /// The server selects on this to exit when storage fails.
     pub async fn stopped(&self) -> Option<String> {
         let _ = self
+            .core
             .raft
             .wait(None)
             .metrics(
@@ -463,57 +707,37 @@ impl RaftNode {
 
     /// The error the node stopped on, if it stopped on one.
     pub fn failure(&self) -> Option<String> {
-        if let Some(f) = self.io.failure() {
+        if let Some(f) = self.core.io.failure() {
             return Some(f);
         }
-        match &self.raft.metrics().borrow_watched().running_state {
+        match &self.core.raft.metrics().borrow_watched().running_state {
             Err(e) => Some(e.to_string()),
             Ok(()) => None,
         }
     }
 
-    /// Stops the Raft core, flushes the log and stops its I/O thread. Idempotent; proposals
-    /// after it get [`ProposeError::ShuttingDown`]. Takes `&self` so a node shared behind an
-    /// `Arc` can be stopped while other tasks still hold it.
+    /// Stops the peer port and streams, the Raft core, flushes the log and stops its I/O
+    /// thread. Idempotent; proposals after it get [`ProposeError::ShuttingDown`]. Takes
+    /// `&self` so a node shared behind an `Arc` can be stopped while other tasks still hold
+    /// it. When it returns the peer port is closed (a restart can bind it again).
     pub async fn shutdown(&self) {
-        if self.shutting_down.swap(true, Ordering::SeqCst) {
+        if self.core.shutting_down.swap(true, Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = self.raft.shutdown().await {
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("task list lock"));
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.links.shutdown();
+        if let Err(e) = self.core.raft.shutdown().await {
             tracing::warn!(error = %e, "Raft core did not stop cleanly");
         }
-        if let Err(e) = self.io.stop().await {
+        if let Err(e) = self.core.io.stop().await {
             tracing::error!(error = %e, "final log flush failed");
         }
-        tracing::info!(node = self.id, "Raft node stopped");
+        tracing::info!(node = self.core.id, "Raft node stopped");
     }
-
-    fn leader_of(&self, f: &ForwardToLeader<TypeConfig>) -> Option<(u64, String)> {
-        let id = f.leader_id?;
-        let addr = match &f.leader_node {
-            Some(n) => n.addr.clone(),
-            None => self.status().members.get(&id).cloned().unwrap_or_default(),
-        };
-        Some((id, addr))
-    }
-
-    fn fatal(&self, f: openraft::error::Fatal<TypeConfig>) -> ProposeError {
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return ProposeError::ShuttingDown;
-        }
-        let cause = self.io.failure().unwrap_or_else(|| f.to_string());
-        ProposeError::Fatal(cause)
-    }
-}
-
-/// The leader named by a forward, as far as the forward itself knows.
-fn leader_hint(f: &ForwardToLeader<TypeConfig>) -> Option<(u64, String)> {
-    let id = f.leader_id?;
-    Some((
-        id,
-        f.leader_node
-            .as_ref()
-            .map(|n| n.addr.clone())
-            .unwrap_or_default(),
-    ))
 }
