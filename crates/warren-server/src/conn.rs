@@ -382,10 +382,11 @@ impl ConnRegistry {
         Some(conn)
     }
 
-    /// Forgets a connection (its task ended).
-    pub fn unregister(&mut self, conn: &Conn) {
+    /// Forgets a connection (its task ended). Returns true if it was its session's current
+    /// connection (whose watches then go, as ZooKeeper drops a closed connection's watches).
+    pub fn unregister(&mut self, conn: &Conn) -> bool {
         if self.by_id.remove(&conn.id).is_none() {
-            return;
+            return false;
         }
         if let Some(n) = self.per_ip.get_mut(&conn.peer.ip()) {
             *n -= 1;
@@ -396,7 +397,9 @@ impl ConnRegistry {
         let session = conn.session();
         if self.by_session.get(&session) == Some(&conn.id) {
             self.by_session.remove(&session);
+            return true;
         }
+        false
     }
 
     /// Makes `conn` the connection of `session`, returning the one it replaces, if any.

@@ -97,7 +97,12 @@ pub async fn serve_with_auth<S>(
         Err(e) => debug!(%peer, conn = conn.id, error = %e, "connection closed"),
     }
     conn.outbox.close();
-    ctx.shared.conns.lock().unregister(&conn);
+    // ZooKeeper keeps watches per connection: a client that reconnects re-registers them with
+    // setWatches, and changes in between are replayed from its last zxid.
+    let was_current = ctx.shared.conns.lock().unregister(&conn);
+    if was_current {
+        ctx.shared.watches.lock().remove_session(conn.session());
+    }
     let _ = writer_task.await;
 }
 
@@ -362,7 +367,10 @@ fn connect(
     if !valid {
         return Ok(None);
     }
-    if let Some(old) = ctx.shared.conns.lock().attach(req.session_id, conn) {
+    // The old connection's watches go with it; the client re-registers what it wants.
+    ctx.shared.watches.lock().remove_session(req.session_id);
+    let old = ctx.shared.conns.lock().attach(req.session_id, conn);
+    if let Some(old) = old {
         old.outbox.close();
     }
     ctx.touch(req.session_id);

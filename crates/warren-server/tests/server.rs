@@ -564,3 +564,36 @@ fn every_bound_answers_or_closes_and_the_server_keeps_serving() {
     assert!(is_closed(&mut s));
     assert_eq!(c.call(&exists("/", false)).0, ErrorCode::Ok);
 }
+
+#[test]
+fn watches_go_with_their_connection_and_come_back_only_by_set_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let mut a = RawClient::connect(server.addr);
+    let mut b = RawClient::connect(server.addr);
+    a.ok::<CreateResponse>(&create("/gap", b"", 0));
+    let add = Request::AddWatch(warren_proto::records::AddWatchRequest {
+        path: "/gap".into(),
+        mode: warren_proto::AddWatchMode::PersistentRecursive,
+    });
+    assert_eq!(a.call(&add).0, ErrorCode::Ok);
+    let (session, passwd) = (a.session, a.passwd.clone());
+
+    // Phase 1: the connection drops; the session resumes on a new one without re-adding the
+    // watch. A change under /gap reaches nobody (as in ZooKeeper 3.8, checked there).
+    drop(a);
+    let mut a2 = RawClient::connect_with(server.addr, 10_000, session, passwd).unwrap();
+    b.ok::<CreateResponse>(&create("/gap/child", b"", 0));
+    // A round trip after the change: had an event been queued, it would come first.
+    assert_eq!(a2.call(&exists("/", false)).0, ErrorCode::Ok);
+
+    // Phase 2: setWatches2 with the persistent recursive watch brings it back.
+    let sw = Request::SetWatches2(warren_proto::records::SetWatches2 {
+        relative_zxid: 0,
+        persistent_recursive_watches: vec!["/gap".into()],
+        ..Default::default()
+    });
+    assert_eq!(a2.call(&sw).0, ErrorCode::Ok);
+    b.ok::<CreateResponse>(&create("/gap/child2", b"", 0));
+    expect_event(&mut a2, "/gap/child2", EventType::NodeCreated);
+}

@@ -109,12 +109,10 @@ fn reference_or(server: &TestServer) -> std::net::SocketAddr {
 
 /// The gap itself, on the raw client: after a reconnect ZooKeeper no longer has the
 /// persistent watch (`zookeeper-client` 0.11.2 does not re-send it), while one-shot
-/// watches are re-sent. Passes against Apache ZooKeeper 3.8; ignored against warren,
-/// which keeps a session's watches across reconnects (a server deviation, reported in
-/// issue 5). If it fails against ZooKeeper, the client was fixed, and the re-arming in
-/// `TreeCache` is merely redundant.
+/// watches are re-sent. Passes against Apache ZooKeeper 3.8 and against warren, which drops
+/// a connection's watches when it closes, as ZooKeeper does. If it fails, the client was
+/// fixed, and the re-arming in `TreeCache` is merely redundant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "warren keeps watches across reconnects, unlike ZooKeeper; run with RECIPES_REFERENCE_ZK"]
 async fn raw_client_loses_persistent_watches_on_reconnect() {
     let server = TestServer::start().await;
     let target = reference_or(&server);
