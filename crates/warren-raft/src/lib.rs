@@ -135,6 +135,8 @@ pub use core::{AppHandler, CallHandler};
 pub use network::{
     ConnectFuture, NoPeers, PeerIo, PeerStream, PeerTransport, TcpTransport, TransportError,
 };
-pub use node::{AppCallError, IoStats, NodeStatus, ProposeError, RaftError, RaftNode, Role};
+pub use node::{
+    AppCallError, IoStats, NodeStatus, PAYLOAD_BYTES_MAX, ProposeError, RaftError, RaftNode, Role,
+};
 pub use state_machine::StateMachine;
 pub use types::{Payload, PeerNode, TypeConfig};

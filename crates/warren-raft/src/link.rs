@@ -13,7 +13,7 @@
 //! an older stream of the same follower once a newer one opened (see `Core::submit_forwarded`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -127,6 +127,8 @@ pub(crate) struct Link {
     next_id: AtomicU64,
     inflight: Arc<Semaphore>,
     reset: Arc<Notify>,
+    /// False after the last attempt to open the stream failed, until one succeeds.
+    reachable: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -164,6 +166,7 @@ impl Link {
     ) -> Link {
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
         let reset = Arc::new(Notify::new());
+        let reachable = Arc::new(AtomicBool::new(true));
         let task = tokio::spawn(
             Writer {
                 me,
@@ -174,6 +177,7 @@ impl Link {
                 epoch,
                 pending: Pending::default(),
                 reset: reset.clone(),
+                reachable: reachable.clone(),
             }
             .run(rx),
         );
@@ -183,6 +187,7 @@ impl Link {
             next_id: AtomicU64::new(1),
             inflight: Arc::new(Semaphore::new(CLIENT_INFLIGHT_MAX)),
             reset,
+            reachable,
             task,
         }
     }
@@ -214,6 +219,11 @@ impl Link {
         })
     }
 
+    /// Whether the last attempt to open the stream succeeded (true before any).
+    pub(crate) fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::SeqCst)
+    }
+
     /// Queues a message without reply; false (dropped) if the queue is full or closed.
     pub(crate) fn send(&self, req: &ClientRequest) -> bool {
         let out = Outgoing {
@@ -234,6 +244,7 @@ struct Writer {
     epoch: Arc<AtomicU64>,
     pending: Pending,
     reset: Arc<Notify>,
+    reachable: Arc<AtomicBool>,
 }
 
 /// A live stream: its write half and the task reading replies off its read half.
@@ -285,8 +296,12 @@ impl Writer {
     ) {
         if conn.is_none() {
             match self.connect().await {
-                Ok(c) => *conn = Some(c),
+                Ok(c) => {
+                    self.reachable.store(true, Ordering::SeqCst);
+                    *conn = Some(c);
+                }
                 Err(e) => {
+                    self.reachable.store(false, Ordering::SeqCst);
                     tracing::debug!(target = self.target, error = %e, "client stream unavailable");
                     // Nothing queued was written: all of it fails as unsent.
                     unsent(out);

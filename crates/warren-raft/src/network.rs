@@ -213,8 +213,11 @@ impl PeerClient {
         let ttl = ttl.max(self.times.rpc_floor);
         let target = self.target;
         let broken = |reason: String| TransportError::Broken { target, reason };
+        // The stream is out of `self` while in use: if openraft drops this call midway, the
+        // half-used stream goes with it and can never hand a late reply to the next call.
+        let mut conn = self.conn.take();
         let exchange = async {
-            if self.conn.is_none() {
+            if conn.is_none() {
                 let hello = Hello {
                     kind: StreamKind::Raft,
                     from: self.me,
@@ -222,9 +225,9 @@ impl PeerClient {
                     epoch: 0,
                 };
                 let s = dial(&*self.transport, hello, &self.addr, ttl).await?;
-                self.conn = Some(BufReader::new(s));
+                conn = Some(BufReader::new(s));
             }
-            let conn = self.conn.as_mut().expect("connected just above");
+            let conn = conn.as_mut().expect("connected just above");
             wire::write_frame(conn, frame)
                 .await
                 .map_err(|e| broken(format!("send: {e}")))?;
@@ -251,8 +254,8 @@ impl PeerClient {
             Ok(r) => r,
             Err(_) => Err(broken(format!("no reply within {ttl:?}"))),
         };
-        if result.is_err() {
-            self.conn = None;
+        if result.is_ok() {
+            self.conn = conn;
         }
         result
     }

@@ -24,6 +24,10 @@ use crate::state_machine::{SmAdapter, Snapshots, StateMachine};
 use crate::types::{PeerNode, TypeConfig};
 use crate::wire::{ClientReply, ClientRequest};
 
+/// The largest payload `submit` accepts: it must fit in one client-stream frame when a
+/// follower forwards it (and in one append-entries frame).
+pub const PAYLOAD_BYTES_MAX: usize = crate::wire::CLIENT_FRAME_BYTES_MAX - 64;
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
@@ -68,8 +72,9 @@ pub enum ProposeError {
         /// The new leader, if known.
         leader: Option<(u64, String)>,
     },
-    /// The leader refused a membership change (another in progress, unknown node, ...).
-    #[error("membership change refused: {0}")]
+    /// Refused before entering the log: a payload over [`PAYLOAD_BYTES_MAX`], or a
+    /// membership change the leader refused (another in progress, unknown node, ...).
+    #[error("refused: {0}")]
     Rejected(String),
     /// The node stopped on an error (storage failure, panic); it will not recover.
     #[error("Raft node failed: {0}")]
@@ -360,15 +365,39 @@ impl RaftNode {
             };
             self.core.check_running()?;
         }
-        match leader {
-            None => Err(ProposeError::NotLeader { leader: None }),
-            Some(l) if l == self.core.id => Ok(Route::Local),
-            Some(l) => match self.addr_of(l) {
-                Some(addr) => Ok(Route::Remote(l, addr)),
+        let l = match leader {
+            None => return Err(ProposeError::NotLeader { leader: None }),
+            Some(l) if l == self.core.id => return Ok(Route::Local),
+            Some(l) => l,
+        };
+        let Some(addr) = self.addr_of(l) else {
+            return Err(ProposeError::NotLeader {
+                leader: Some((l, String::new())),
+            });
+        };
+        if self.links.get(l, &addr).reachable() {
+            return Ok(Route::Remote(l, addr));
+        }
+        // The last attempt to reach that leader failed: it is probably gone and an election
+        // is under way. Wait (bounded) for another leader rather than fail at once.
+        let wait = self.core.raft.wait(Some(self.cfg.leader_wait()));
+        let other = wait
+            .metrics(
+                |m| m.current_leader.is_some_and(|x| x != l),
+                "another leader",
+            )
+            .await;
+        self.core.check_running()?;
+        match other.ok().and_then(|m| m.current_leader) {
+            Some(x) if x == self.core.id => Ok(Route::Local),
+            Some(x) => match self.addr_of(x) {
+                Some(addr) => Ok(Route::Remote(x, addr)),
                 None => Err(ProposeError::NotLeader {
-                    leader: Some((l, String::new())),
+                    leader: Some((x, String::new())),
                 }),
             },
+            // Still the same leader as far as Raft knows: try it again.
+            None => Ok(Route::Remote(l, addr)),
         }
     }
 
@@ -406,6 +435,12 @@ impl RaftNode {
         payload: Vec<u8>,
     ) -> Result<impl Future<Output = Result<u64, ProposeError>> + Send + 'static, ProposeError>
     {
+        if payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(ProposeError::Rejected(format!(
+                "payload of {} bytes exceeds {PAYLOAD_BYTES_MAX}",
+                payload.len()
+            )));
+        }
         let (id, addr) = match self.route().await? {
             Route::Local => {
                 let fut = self.core.submit_local(Bytes::from(payload)).await?;
@@ -483,6 +518,13 @@ impl RaftNode {
         if self.core.stopping() {
             return;
         }
+        if target == self.core.id {
+            let handler = self.core.app_handler.read().expect("handler lock").clone();
+            if let Some(h) = handler {
+                h(target, bytes);
+            }
+            return;
+        }
         let Some(addr) = self.addr_of(target) else {
             tracing::debug!(target, "app message to an unknown peer dropped");
             return;
@@ -498,6 +540,16 @@ impl RaftNode {
     pub async fn call_app(&self, target: u64, bytes: Vec<u8>) -> Result<Vec<u8>, AppCallError> {
         if self.core.stopping() {
             return Err(AppCallError::ShuttingDown);
+        }
+        if target == self.core.id {
+            let handler = self.core.call_handler.read().expect("handler lock").clone();
+            return match handler {
+                Some(h) => Ok(h(target, bytes)),
+                None => Err(AppCallError::Refused {
+                    peer: target,
+                    reason: "no call handler on this node".into(),
+                }),
+            };
         }
         let addr = self
             .addr_of(target)

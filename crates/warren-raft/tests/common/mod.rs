@@ -343,6 +343,20 @@ pub async fn propose_retry(node: &RaftNode, payload: Vec<u8>) -> u64 {
     }
 }
 
+/// A read barrier through `node`, retrying while no leader can serve it (elections).
+pub async fn read_index_retry(node: &RaftNode) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match node.read_index().await {
+            Ok(()) => return,
+            Err(ProposeError::NotLeader { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("read barrier failed: {e}"),
+        }
+    }
+}
+
 pub fn payload(tag: &str, i: usize) -> Vec<u8> {
     format!("{tag}-{i}").into_bytes()
 }
