@@ -128,19 +128,15 @@ pub fn plan(xid: Xid, zxid: Zxid, req: Request, caller: &Caller, rules: RequestR
         }
         return Action::Answer(encode_error(xid, zxid, code), false);
     }
-    if let Some(op) = write_op(&req, rules) {
-        let multi = match &req {
-            Request::Multi(ops) => ops.iter().map(multi_op_code).collect(),
-            _ => Vec::new(),
-        };
-        return Action::Write(
-            op,
-            WriteKind::Request {
-                op: req.op(),
-                multi,
-            },
-        );
-    }
+    let opcode = req.op();
+    let multi = match &req {
+        Request::Multi(ops) => ops.iter().map(MultiOp::op).collect(),
+        _ => Vec::new(),
+    };
+    let req = match write_op(req, rules) {
+        Ok(op) => return Action::Write(op, WriteKind::Request { op: opcode, multi }),
+        Err(read) => read,
+    };
     match req {
         Request::Sync(r) => Action::Barrier(reply(xid, zxid, &SyncResponse { path: r.path })),
         Request::Sasl(_) => {
@@ -205,114 +201,73 @@ fn reply<R: warren_proto::Record>(xid: Xid, zxid: Zxid, body: &R) -> Vec<u8> {
     encode_reply(&ReplyHeader::new(xid, zxid, ErrorCode::Ok), Some(body))
 }
 
-fn multi_op_code(op: &MultiOp) -> i32 {
-    let code = match op {
-        MultiOp::Create(_) => OpCode::Create,
-        MultiOp::Create2(_) => OpCode::Create2,
-        MultiOp::CreateContainer(_) => OpCode::CreateContainer,
-        MultiOp::CreateTtl(_) => OpCode::CreateTtl,
-        MultiOp::Delete(_) => OpCode::Delete,
-        MultiOp::SetData(_) => OpCode::SetData,
-        MultiOp::Check(_) => OpCode::Check,
-    };
-    code.code()
-}
-
-/// The log op of a write request, `None` for reads. A write this server refuses before the
-/// log becomes `Op::Refused`: ZooKeeper gives such a write a zxid and logs an error txn.
-fn write_op(req: &Request, rules: RequestRules) -> Option<Op> {
-    let op = match req {
-        // The node's kind follows the opcode, as in ZooKeeper's `DataTree.processTxn`: a
-        // create with the container flag makes a plain node, and createContainer makes a
-        // container whatever (valid) flag it carries.
-        Request::Create(r) | Request::Create2(r) => create(
-            &r.path,
-            &r.data,
-            &r.acl,
-            r.flags,
-            Op::NO_TTL,
-            Kind::Plain,
-            rules,
-        ),
-        Request::CreateContainer(r) => create(
-            &r.path,
-            &r.data,
-            &r.acl,
-            r.flags,
-            Op::NO_TTL,
-            Kind::Container,
-            rules,
-        ),
-        Request::CreateTtl(r) => {
-            create(&r.path, &r.data, &r.acl, r.flags, r.ttl, Kind::Plain, rules)
-        }
-        Request::Delete(r) => Op::Delete {
-            path: r.path.clone(),
-            version: r.version,
-        },
-        Request::SetData(r) => Op::SetData {
-            path: r.path.clone(),
-            data: r.data.clone(),
-            version: r.version,
-        },
+/// The log op of a write request, or the request back if it is not a write. A write this
+/// server refuses before the log becomes `Op::Refused`: ZooKeeper gives such a write a zxid
+/// and logs an error txn.
+fn write_op(req: Request, rules: RequestRules) -> Result<Op, Request> {
+    let single = |op: MultiOp| multi_op(op, rules);
+    Ok(match req {
+        Request::Create(r) => single(MultiOp::Create(r)),
+        Request::Create2(r) => single(MultiOp::Create2(r)),
+        Request::CreateContainer(r) => single(MultiOp::CreateContainer(r)),
+        Request::CreateTtl(r) => single(MultiOp::CreateTtl(r)),
+        Request::Delete(r) => single(MultiOp::Delete(r)),
+        Request::SetData(r) => single(MultiOp::SetData(r)),
         Request::SetAcl(r) => Op::SetAcl {
-            path: r.path.clone(),
-            acl: r.acl.clone(),
+            path: r.path,
+            acl: r.acl,
             version: r.version,
         },
         Request::CloseSession => Op::CloseSession,
-        Request::Multi(ops) => Op::Multi(ops.iter().map(|o| multi_op(o, rules)).collect()),
+        Request::Multi(ops) => Op::Multi(ops.into_iter().map(single).collect()),
         // Reconfig is a write in ZooKeeper too; standalone (and without reconfigEnabled) it
         // is refused with a zxid.
         Request::Reconfig(_) => Op::Refused {
             code: ErrorCode::ReconfigDisabled,
         },
         // ZooKeeper accepts deleteContainer from clients; 3.9 then deletes any node that is
-        // not ephemeral, without an ACL check. warren deletes only what its own container and
-        // TTL sweeps would (empty containers that had children, expired TTL nodes are left to
-        // the sweep), answering BadVersion for anything else.
-        Request::DeleteContainer(r) => Op::DeleteContainer {
-            path: r.path.clone(),
-        },
-        _ => return None,
-    };
-    Some(op)
+        // not ephemeral, without an ACL check. warren deletes only what its own container
+        // sweep would, answering BadVersion for anything else.
+        Request::DeleteContainer(r) => Op::DeleteContainer { path: r.path },
+        read => return Err(read),
+    })
 }
 
-fn multi_op(op: &MultiOp, rules: RequestRules) -> Op {
+/// The log op of one write, inside a multi or alone. The node's kind follows the opcode, as
+/// in ZooKeeper's `DataTree.processTxn`: a create with the container flag makes a plain
+/// node, and createContainer makes a container whatever (valid) flag it carries.
+fn multi_op(op: MultiOp, rules: RequestRules) -> Op {
     match op {
         MultiOp::Create(r) | MultiOp::Create2(r) => create(
-            &r.path,
-            &r.data,
-            &r.acl,
+            r.path,
+            r.data,
+            r.acl,
             r.flags,
             Op::NO_TTL,
             Kind::Plain,
             rules,
         ),
         MultiOp::CreateContainer(r) => create(
-            &r.path,
-            &r.data,
-            &r.acl,
+            r.path,
+            r.data,
+            r.acl,
             r.flags,
             Op::NO_TTL,
             Kind::Container,
             rules,
         ),
-        MultiOp::CreateTtl(r) => {
-            create(&r.path, &r.data, &r.acl, r.flags, r.ttl, Kind::Plain, rules)
-        }
+        MultiOp::CreateTtl(r) => create(r.path, r.data, r.acl, r.flags, r.ttl, Kind::Plain, rules),
         MultiOp::Delete(r) => Op::Delete {
-            path: r.path.clone(),
+            path: r.path,
             version: r.version,
         },
         MultiOp::SetData(r) => Op::SetData {
-            path: r.path.clone(),
-            data: r.data.clone(),
+            path: r.path,
+            data: r.data,
             version: r.version,
         },
         MultiOp::Check(r) => Op::Check {
-            path: r.path.clone(),
+            path: r.path,
             version: r.version,
         },
     }
@@ -328,9 +283,9 @@ enum Kind {
 }
 
 fn create(
-    path: &str,
-    data: &Option<Vec<u8>>,
-    acl: &[Acl],
+    path: String,
+    data: Option<Vec<u8>>,
+    acl: Vec<Acl>,
     flags: i32,
     ttl_ms: i64,
     kind: Kind,
@@ -352,9 +307,9 @@ fn create(
         (Kind::Plain, m) => m,
     };
     Op::Create {
-        path: path.to_owned(),
-        data: data.clone(),
-        acl: acl.to_vec(),
+        path,
+        data,
+        acl,
         mode,
         ttl_ms,
     }
