@@ -280,6 +280,23 @@ impl Session {
         r
     }
 
+    /// sync: a barrier; a read queued behind it on this session sees every write committed
+    /// before the sync began (warren's sync is a Raft read index).
+    pub async fn sync(&mut self, path: &str) -> Result<Answer, CallError> {
+        self.call(&Request::Sync(SyncRequest { path: path.into() }))
+            .await
+    }
+
+    /// sync, then getData: a linearizable read (see [`Session::sync`]). An answer to the sync
+    /// other than OK is returned as the read's answer (the read was not sent).
+    pub async fn synced_get_data(&mut self, path: &str) -> Result<Answer, CallError> {
+        let sync = self.sync(path).await?;
+        if sync.err != ErrorCode::Ok {
+            return Ok(sync);
+        }
+        self.get_data(path).await
+    }
+
     /// getData.
     pub async fn get_data(&mut self, path: &str) -> Result<Answer, CallError> {
         let req = Request::GetData(GetDataRequest {
@@ -292,10 +309,7 @@ impl Session {
     /// Reads the whole tree through the connected server, after a `sync` so that server
     /// has applied everything committed before the read.
     pub async fn dump(&mut self) -> Result<Dump, String> {
-        let sync = self
-            .call(&Request::Sync(SyncRequest { path: "/".into() }))
-            .await
-            .map_err(|e| format!("sync: {e:?}"))?;
+        let sync = self.sync("/").await.map_err(|e| format!("sync: {e:?}"))?;
         if sync.err != ErrorCode::Ok {
             return Err(format!("sync: {:?}", sync.err));
         }

@@ -21,7 +21,7 @@ use std::time::Instant;
 pub type Time = u64;
 
 /// What a process asked the service to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Call {
     /// getData of a register znode.
     Read {

@@ -451,7 +451,7 @@ async fn final_register_reads(cfg: &RunConfig, ctx: &Ctx) {
     for k in 0..cfg.registers {
         let path = workload::register_path(k);
         let index = ctx.rec.invoke(s.id(), Call::Read { path: path.clone() });
-        let (o, zxid) = crate::client::outcome(s.get_data(&path).await, |b| {
+        let (o, zxid) = crate::client::outcome(s.synced_get_data(&path).await, |b| {
             let r: warren_proto::GetDataResponse = crate::client::decode(b)?;
             let text = String::from_utf8_lossy(r.data.as_deref().unwrap_or_default()).into_owned();
             Ok(Value::Data {

@@ -12,16 +12,23 @@
 //! known outcome is linearized; ops with unknown outcome (`Info`) have no return entry, so
 //! they may be linearized at any point after their call, or never.
 //!
+//! Ops with unknown outcome never leave the list, so a history with many of them (every
+//! request in flight when a leader dies) would make the search try every subset of them.
+//! Two such ops with the same call are interchangeable once both are called (neither has a
+//! return to meet, and the model sees only the call), so only the earliest unlinearized op
+//! of each such class is ever tried: the linearized members of a class are always a prefix
+//! of it in invoke order, which keeps the memo canonical too.
+//!
 //! The memo makes the search stop revisiting configurations; the search is still
 //! exponential in the worst case, so it is bounded by [`Bounds`] and answers
 //! [`Linearizability::Unknown`] rather than running on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use crate::history::Op;
+use crate::history::{Call, Op};
 
 /// A sequential specification: the state an op leads to, if its recorded outcome is
 /// possible from `state`.
@@ -178,6 +185,27 @@ impl BitSet {
     fn clear(&mut self, i: usize) {
         self.0[i / 64] &= !(1 << (i % 64));
     }
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+}
+
+/// For each op with unknown outcome, the position of the latest earlier-invoked op with
+/// unknown outcome and the same call (its interchangeable twin), or NONE.
+fn earlier_twins(ops: &[&Op]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_key(|&i| (ops[i].invoke, i));
+    let mut last: HashMap<&Call, usize> = HashMap::new();
+    let mut twin = vec![NONE; ops.len()];
+    for i in order {
+        if ops[i].complete.is_none() {
+            if let Some(&prev) = last.get(&ops[i].call) {
+                twin[i] = prev;
+            }
+            last.insert(&ops[i].call, i);
+        }
+    }
+    twin
 }
 
 /// Decides whether `ops` (one object's history) is linearizable for `model` from `init`.
@@ -187,6 +215,7 @@ where
 {
     let started = Instant::now();
     let mut list = List::build(ops);
+    let twin_before = earlier_twins(ops);
     let mut remaining = ops.iter().filter(|op| op.complete.is_some()).count();
     let mut linearized = BitSet::new(ops.len());
     let mut memo: HashSet<(BitSet, M::State)> = HashSet::new();
@@ -218,6 +247,12 @@ where
         let entry = list.e[at].clone();
         if entry.call {
             let op = ops[entry.op];
+            let twin = twin_before[entry.op];
+            if twin != NONE && !linearized.get(twin) {
+                // An earlier interchangeable op is still pending: try that one only.
+                at = entry.next;
+                continue;
+            }
             if let Some(next) = model.step(&state, op) {
                 let mut set = linearized.clone();
                 set.set(entry.op);

@@ -3,7 +3,11 @@
 //! worker ends it on purpose) it opens a new one and goes on as a new process.
 //!
 //! - **register**: reads, writes and compare-and-sets (setData with the version last read)
-//!   on a few register znodes, each worker picking the znode per op.
+//!   on a few register znodes, each worker picking the znode per op. A read is `sync` then
+//!   `getData` on the same session: ZooKeeper serves a plain read from the connected server's
+//!   own state, which may lag the leader (plain reads are sequentially consistent, not
+//!   linearizable, in ZooKeeper as in warren), while a read queued behind warren's `sync`, a
+//!   Raft read index, sees every write acknowledged before the sync began.
 //! - **counter**: increments of one znode by a CAS loop (getData, setData(v + 1, version),
 //!   again on BadVersion). An increment whose setData outcome is unknown stops there: a
 //!   retry could count twice.
@@ -187,11 +191,9 @@ pub async fn register_worker(
         let value = (worker as i64 + 1) * 1_000_000 + n;
         let roll = rng.range(0, 99);
         if roll < 40 {
-            let req = Request::GetData(warren_proto::GetDataRequest {
-                path: path.clone(),
-                watch: false,
-            });
-            let o = record(&ctx, s, Call::Read { path }, req, read_value).await;
+            let index = ctx.rec.invoke(s.id(), Call::Read { path: path.clone() });
+            let (o, zxid) = outcome(s.synced_get_data(&path).await, read_value);
+            ctx.rec.complete(index, o.clone(), zxid);
             if let Outcome::Ok(Value::Data { version, .. }) = o {
                 versions[k] = version;
             }
