@@ -95,7 +95,8 @@ fn relevant(op: &Op) -> bool {
     }
 }
 
-/// The value a write carries when no read ever returned it (see [`canonical`]).
+/// The value a write carries in the check when no read ever returned it: such a value can
+/// only show as "not what a read saw", so all of them are one value to the model.
 pub const UNOBSERVED: i64 = i64::MIN;
 
 /// The ops of one znode with the values no read of it returned replaced by
