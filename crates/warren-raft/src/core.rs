@@ -22,6 +22,9 @@ pub type AppHandler = Arc<dyn Fn(u64, Vec<u8>) + Send + Sync>;
 /// Answers application calls made with `RaftNode::call_app`: `(from, bytes) -> reply`.
 pub type CallHandler = Arc<dyn Fn(u64, Vec<u8>) -> Vec<u8> + Send + Sync>;
 
+/// Distinct peers that may hold a client stream to this node, at most.
+const GATES_MAX: usize = 1024;
+
 /// The shared heart of a node.
 pub(crate) struct Core {
     pub(crate) id: u64,
@@ -158,8 +161,15 @@ impl Core {
         lock(&self.gates).entry(from).or_default().clone()
     }
 
-    /// Registers a client stream from `from` with `epoch`; false if a newer one exists.
+    /// Registers a client stream from `from` with `epoch`; false if a newer one exists (or
+    /// too many distinct peers have opened one: ids come from the wire).
     pub(crate) async fn open_client_stream(&self, from: u64, epoch: u64) -> bool {
+        {
+            let gates = lock(&self.gates);
+            if gates.len() >= GATES_MAX && !gates.contains_key(&from) {
+                return false;
+            }
+        }
         let gate = self.gate(from);
         let mut newest = gate.lock().await;
         if epoch < *newest {

@@ -483,3 +483,40 @@ async fn membership_changes_promote_a_learner_and_remove_a_voter() {
     c.converged(3).await;
     c.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn garbage_on_the_peer_port_closes_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = Cluster::new(3, 0);
+    c.start_all().await;
+    let leader = c.leader().await;
+    let addr = c.members[&leader].clone();
+
+    // Why: peer bytes are untrusted; a bad handshake, an oversized length or an undecodable
+    // frame must cost that connection only, never the node.
+    let mut bad_hello = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    bad_hello.write_all(&[0xAB; 32]).await.unwrap();
+    let mut huge = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut hello = b"WRNP\x01\x01\0\0".to_vec();
+    hello.extend_from_slice(&9u64.to_le_bytes());
+    hello.extend_from_slice(&leader.to_le_bytes());
+    hello.extend_from_slice(&0u64.to_le_bytes());
+    huge.write_all(&hello).await.unwrap();
+    huge.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
+    let mut junk = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    junk.write_all(&hello).await.unwrap();
+    junk.write_all(&[3, 0, 0, 0, 0x77, 1, 2]).await.unwrap();
+    for s in [&mut bad_hello, &mut huge, &mut junk] {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the node closes a bad connection")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed without a reply");
+    }
+    for i in 0..5 {
+        propose_retry(c.node(c.other_than(&[leader])), payload("g", i)).await;
+    }
+    c.converged(5).await;
+    c.stop_all().await;
+}
