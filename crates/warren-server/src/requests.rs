@@ -134,8 +134,8 @@ pub fn plan(xid: Xid, zxid: Zxid, req: Request, caller: &Caller, rules: RequestR
         _ => Vec::new(),
     };
     let req = match write_op(req, rules) {
-        Ok(op) => return Action::Write(op, WriteKind::Request { op: opcode, multi }),
-        Err(read) => read,
+        Routed::Write(op) => return Action::Write(op, WriteKind::Request { op: opcode, multi }),
+        Routed::Other(req) => req,
     };
     match req {
         Request::Sync(r) => Action::Barrier(reply(xid, zxid, &SyncResponse { path: r.path })),
@@ -204,9 +204,9 @@ fn reply<R: warren_proto::Record>(xid: Xid, zxid: Zxid, body: &R) -> Vec<u8> {
 /// The log op of a write request, or the request back if it is not a write. A write this
 /// server refuses before the log becomes `Op::Refused`: ZooKeeper gives such a write a zxid
 /// and logs an error txn.
-fn write_op(req: Request, rules: RequestRules) -> Result<Op, Request> {
+fn write_op(req: Request, rules: RequestRules) -> Routed {
     let single = |op: MultiOp| multi_op(op, rules);
-    Ok(match req {
+    Routed::Write(match req {
         Request::Create(r) => single(MultiOp::Create(r)),
         Request::Create2(r) => single(MultiOp::Create2(r)),
         Request::CreateContainer(r) => single(MultiOp::CreateContainer(r)),
@@ -229,8 +229,14 @@ fn write_op(req: Request, rules: RequestRules) -> Result<Op, Request> {
         // not ephemeral, without an ACL check. warren deletes only what its own container
         // sweep would, answering BadVersion for anything else.
         Request::DeleteContainer(r) => Op::DeleteContainer { path: r.path },
-        read => return Err(read),
+        other => return Routed::Other(other),
     })
+}
+
+/// A request split into writes (with their log op) and the rest.
+enum Routed {
+    Write(Op),
+    Other(Request),
 }
 
 /// The log op of one write, inside a multi or alone. The node's kind follows the opcode, as
