@@ -361,6 +361,8 @@ pub struct ServerStats {
     pub log_dir_bytes: u64,
     /// Ensemble facts; `None` standalone.
     pub quorum: Option<QuorumStats>,
+    /// The Raft term, in an ensemble (printed by `srvr`, `stat` and `mntr`).
+    pub raft_term: Option<u64>,
     /// The process environment, for `envi`.
     pub environment: EnvironmentInfo,
     /// The trace mask `gtmk` reports (and `stmk` set).
@@ -407,6 +409,7 @@ impl Default for ServerStats {
             data_dir_bytes: 0,
             log_dir_bytes: 0,
             quorum: None,
+            raft_term: None,
             environment: EnvironmentInfo::default(),
             trace_mask: DEFAULT_TRACE_MASK,
             digests: Vec::new(),
@@ -488,6 +491,9 @@ fn stat(stats: &ServerStats, with_clients: bool) -> String {
         stats.mode.as_str(),
         stats.node_count,
     );
+    if let Some(term) = stats.raft_term {
+        let _ = writeln!(out, "Raft term: {term}");
+    }
     if stats.mode == ServerMode::Leader {
         let leader = stats
             .quorum
@@ -737,6 +743,9 @@ fn mntr(stats: &ServerStats) -> String {
     line("server_state", &stats.mode.as_str());
     if let Some(quorum) = &stats.quorum {
         line("peer_state", &quorum.peer_state);
+    }
+    if let Some(term) = stats.raft_term {
+        line("raft_term", &term);
     }
     // Doubles print as Java prints them.
     line("avg_latency", &java_average(stats.latency_ms_avg));

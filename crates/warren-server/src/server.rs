@@ -8,12 +8,13 @@
 //! connections, and flushes the log. Sessions are not closed: clients reconnect after a restart
 //! and keep them, as with ZooKeeper.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -91,6 +92,10 @@ pub struct ServerCtx {
     pub sasl_users: Option<Arc<crate::sasl::SaslUsers>>,
     proposals: mpsc::UnboundedSender<Proposal>,
     next_session: AtomicI64,
+    /// Whether this server leads now (kept by the leader ticker; read on every packet).
+    leading: AtomicBool,
+    /// Sessions heard from since the last batch to the leader (followers only).
+    touched: Mutex<HashSet<SessionId>>,
 }
 
 impl ServerCtx {
@@ -133,11 +138,22 @@ impl ServerCtx {
         });
     }
 
-    /// Renews a session's deadline (any packet from its client).
+    /// Renews a session's deadline (any packet from its client). Only the leader keeps
+    /// deadlines; a follower batches the sessions it heard from to the leader every half
+    /// tick, as ZooKeeper's followers forward pings.
     pub fn touch(&self, session: SessionId) {
         if session.0 == 0 {
             return;
         }
+        if !self.leading.load(Ordering::Relaxed) {
+            self.touched.lock().insert(session);
+            return;
+        }
+        self.touch_deadline(session);
+    }
+
+    /// Renews a session's deadline in this server's expiry queue.
+    fn touch_deadline(&self, session: SessionId) {
         let timeout = self
             .shared
             .tree
@@ -207,8 +223,9 @@ impl Server {
             cfg.tick_time_ms.into(),
             cfg.limits.requests_in_flight_max as usize,
         ));
-        let members = BTreeMap::from([(node_id, "127.0.0.1:0".to_owned())]);
+        let (members, learners) = ensemble(&cfg, node_id);
         let raft_cfg = RaftConfig {
+            learners,
             snapshot_every_entries: cfg.snap_count.into(),
             snapshots_to_keep: cfg.snap_retain_count as usize,
             log_dir: cfg.data_log_dir.clone(),
@@ -246,7 +263,10 @@ impl Server {
             sasl_users: sasl_users.map(Arc::new),
             proposals: ptx,
             next_session: AtomicI64::new(first_session_id(node_id)),
+            leading: AtomicBool::new(false),
+            touched: Mutex::new(HashSet::new()),
         });
+        install_touch_handler(&ctx);
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(proposer(ctx.clone(), prx)),
@@ -289,6 +309,15 @@ impl Server {
     /// connections close and the log is flushed.
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(true);
+        // A leader of an ensemble hands leadership over first, so that writes resume after
+        // one round trip rather than an election timeout.
+        if self.ctx.raft.status().role == Role::Leader && self.ctx.raft.status().voters.len() > 1 {
+            match tokio::time::timeout(grace, self.ctx.raft.transfer_leadership()).await {
+                Ok(Ok(to)) => info!(to, "handed leadership over"),
+                Ok(Err(e)) => warn!(error = %e, "could not hand leadership over"),
+                Err(_) => warn!("handing leadership over timed out"),
+            }
+        }
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             let busy = self
@@ -313,6 +342,35 @@ impl Server {
         self.ctx.raft.shutdown().await;
         info!("stopped");
     }
+}
+
+/// The Raft voters and observers (learners) from zoo.cfg's `server.N` lines, each at its
+/// peer address (`host:peerPort`; ZooKeeper's election port is not used: Raft elects over
+/// the peer port). Without `server.N` lines: this server alone, as a standalone ZooKeeper.
+fn ensemble(cfg: &ServerConfig, node_id: u64) -> (BTreeMap<u64, String>, BTreeMap<u64, String>) {
+    if cfg.servers.is_empty() {
+        return (
+            BTreeMap::from([(node_id, "127.0.0.1:0".to_owned())]),
+            BTreeMap::new(),
+        );
+    }
+    let addr = |s: &crate::config::ServerSpec| {
+        if s.host.contains(':') {
+            format!("[{}]:{}", s.host, s.peer_port)
+        } else {
+            format!("{}:{}", s.host, s.peer_port)
+        }
+    };
+    let (observers, voters): (Vec<_>, Vec<_>) = cfg
+        .servers
+        .iter()
+        .partition(|s| s.role == crate::config::PeerRole::Observer);
+    let map = |v: Vec<&crate::config::ServerSpec>| {
+        v.into_iter()
+            .map(|s| (u64::from(s.id), addr(s)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    (map(voters), map(observers))
 }
 
 /// Binds `addr` (host:port; the host may be a name) with the given listen backlog
@@ -402,14 +460,17 @@ async fn leader_ticks(ctx: Arc<ServerCtx>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(tick / 2) => {}
         }
-        let is_leader = ctx.raft.status().role == Role::Leader;
+        let status = ctx.raft.status();
+        let is_leader = status.role == Role::Leader;
         if is_leader && !leading {
             rearm_sessions(&ctx);
         } else if !is_leader && leading {
             ctx.shared.expiry.lock().clear();
         }
         leading = is_leader;
+        ctx.leading.store(leading, Ordering::Relaxed);
         if !leading {
+            send_touches(&ctx, status.leader);
             continue;
         }
         let max = ctx.cfg.limits.expirations_per_tick_max as usize;
@@ -423,6 +484,47 @@ async fn leader_ticks(ctx: Arc<ServerCtx>, mut stop: watch::Receiver<bool>) {
             sweep(&ctx);
         }
     }
+}
+
+/// The tag of a batch of touched sessions sent by a follower to the leader.
+const TOUCH_BATCH: u8 = 1;
+
+/// Sends the sessions heard from since the last batch to the leader, which renews their
+/// deadlines (ZooKeeper's followers forward their clients' pings the same way).
+fn send_touches(ctx: &ServerCtx, leader: Option<u64>) {
+    let Some(leader) = leader.filter(|l| *l != ctx.shared.node_id) else {
+        return;
+    };
+    let sessions: Vec<SessionId> = ctx.touched.lock().drain().collect();
+    if sessions.is_empty() {
+        return;
+    }
+    let mut batch = Vec::with_capacity(1 + 8 * sessions.len());
+    batch.push(TOUCH_BATCH);
+    for s in sessions {
+        batch.extend_from_slice(&s.0.to_be_bytes());
+    }
+    ctx.raft.send_app(leader, batch);
+}
+
+/// The leader's side of [`send_touches`]. The handler holds the context weakly: the Raft
+/// node it is installed in belongs to that context.
+fn install_touch_handler(ctx: &Arc<ServerCtx>) {
+    let weak = Arc::downgrade(ctx);
+    ctx.raft
+        .set_app_handler(Arc::new(move |from, bytes: Vec<u8>| {
+            let Some(ctx) = weak.upgrade() else { return };
+            let Some((&TOUCH_BATCH, rest)) = bytes.split_first() else {
+                debug!(from, "unknown application message");
+                return;
+            };
+            if ctx.leading.load(Ordering::Relaxed) {
+                for chunk in rest.chunks_exact(8) {
+                    let id = i64::from_be_bytes(chunk.try_into().expect("chunks of 8 bytes"));
+                    ctx.touch_deadline(SessionId(id));
+                }
+            }
+        }));
 }
 
 fn rearm_sessions(ctx: &ServerCtx) {

@@ -1,7 +1,8 @@
 //! Gathers a [`ServerStats`] snapshot from a running server for the four-letter words.
 
 use crate::fourlw::{
-    ConnectionStats, EnvironmentInfo, ServerMode, ServerStats, SessionStats, WatchEntry,
+    ConnectionStats, EnvironmentInfo, LeaderStats, QuorumStats, ServerMode, ServerStats,
+    SessionStats, WatchEntry,
 };
 use crate::server::ServerCtx;
 
@@ -81,6 +82,38 @@ pub fn collect(ctx: &ServerCtx) -> ServerStats {
         watches,
         sessions,
         environment: EnvironmentInfo::from_process(),
+        raft_term: (mode != ServerMode::Standalone).then_some(status.term),
+        quorum: (mode != ServerMode::Standalone).then(|| quorum(&status)),
         ..ServerStats::default()
+    }
+}
+
+/// The ensemble's state as `mntr` reports it: ZooKeeper's peer state, the quorum size, and
+/// for the leader the learners and those in sync (matched up to the leader's last entry).
+fn quorum(status: &warren_raft::NodeStatus) -> QuorumStats {
+    let peer_state = match status.role {
+        warren_raft::Role::Leader => "leading - broadcast",
+        warren_raft::Role::Follower | warren_raft::Role::Learner => "following - broadcast",
+        _ => "looking",
+    };
+    let leader = (status.role == warren_raft::Role::Leader).then(|| {
+        let in_sync = |id: &u64| {
+            *id != status.id
+                && status.replication.get(id).copied().flatten() == status.last_log_index
+        };
+        LeaderStats {
+            learners: (status.voters.len() + status.learners.len()).saturating_sub(1) as u64,
+            synced_followers: status.voters.iter().filter(|id| in_sync(id)).count() as u64,
+            synced_observers: status.learners.iter().filter(|id| in_sync(id)).count() as u64,
+            proposal_bytes_last: -1,
+            proposal_bytes_min: -1,
+            proposal_bytes_max: -1,
+            ..LeaderStats::default()
+        }
+    });
+    QuorumStats {
+        peer_state: peer_state.to_owned(),
+        quorum_size: status.voters.len() as u64,
+        leader,
     }
 }
