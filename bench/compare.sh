@@ -110,6 +110,7 @@ command -v jcmd >/dev/null || log "jcmd not found: ZooKeeper's RSS is read witho
 log "building warren (release)"
 (cd "$REPO" && cargo build --release -p warren) >&2
 
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=${BENCH_WORK:-$(mktemp -d /var/tmp/warren-compare.XXXXXX)}
 mkdir -p "$WORK"
 RUNS="$WORK/runs.jsonl"; MEM="$WORK/mem.jsonl"
@@ -280,6 +281,7 @@ mem_phase zk
 
 # ---- report ------------------------------------------------------------------------------------
 DISK=$(df -hT "$WORK" | awk 'NR==2 {print $1" ("$2", "$3")"}')
+export REPORT_LOADAVG="load average (1/5/15 min) $LOADAVG_START before the run (other work on the shared 2 cores), $(cut -d' ' -f1-3 /proc/loadavg) at its end (this run's own load included)"
 export REPORT_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
 export REPORT_MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory, data on $DISK, Linux $(uname -r)"
 export REPORT_WARREN="warren $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates || echo '+local changes') (release build, $(rustc --version | cut -d' ' -f2))"

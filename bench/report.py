@@ -66,6 +66,7 @@ def main():
                                                env("REPORT_DATE", "?")))
     lines.append("")
     lines.append("- **Machine:** %s" % env("REPORT_MACHINE", "?"))
+    lines.append("- **Background:** %s" % env("REPORT_LOADAVG", "?"))
     lines.append("- **Servers:** %s; %s" % (env("REPORT_WARREN", "?"), env("REPORT_ZK", "?")))
     lines.append("- **Settings, equal for both:** %s" % env("REPORT_SETTINGS", "?"))
     lines.append("- **Client:** %s" % env("REPORT_CLIENT", "?"))
