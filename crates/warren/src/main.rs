@@ -33,6 +33,11 @@ enum Command {
     Bench(warren_bench::BenchArgs),
     /// Run a local ensemble of N servers (separate processes) until Ctrl-C.
     Cluster(cluster::ClusterArgs),
+    /// Run a demo, each participant its own process (`warren demo --help`).
+    Demo(warren_demos::DemoArgs),
+    /// One participant of a demo, started by `warren demo`.
+    #[command(hide = true)]
+    DemoParticipant(warren_demos::ParticipantArgs),
 }
 
 #[derive(Args)]
@@ -76,6 +81,8 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => run_server(args),
         Command::Bench(args) => warren_bench::main(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Demo(args) => warren_demos::main(args),
+        Command::DemoParticipant(args) => warren_demos::participant_main(args),
     }
 }
 
