@@ -354,7 +354,7 @@ pub async fn coordinate(o: &Opts, sup: &mut Supervisor) -> ElectionSummary {
         takeovers,
         events,
         kills_wanted: o.kills.min(o.workers.saturating_sub(1)),
-        ending: Ending::of(r),
+        ending: Ending::of(r, sup),
     }
 }
 
@@ -505,17 +505,14 @@ impl crate::Summary for ElectionSummary {
                 out.push(format!("{} was killed and still leads", t.killed));
             }
         }
-        if !self.ending.interrupted
-            && self.ending.failure.is_none()
-            && self.takeovers.len() < self.kills_wanted
-        {
+        if self.ending.finished() && self.takeovers.len() < self.kills_wanted {
             out.push(format!(
                 "{} of {} killed leaders were replaced",
                 self.takeovers.len(),
                 self.kills_wanted
             ));
         }
-        if self.count("recv") == 0 && self.ending.failure.is_none() && !self.ending.interrupted {
+        if self.count("recv") == 0 && self.ending.finished() {
             out.push("no message was received".into());
         }
         out

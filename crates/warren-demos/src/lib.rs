@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`supervisor`] | the coordinator's side: spawns participants (this same program's hidden `demo-participant` subcommand), reads their event lines, kills and stops them by pid |
 //! | [`participant`] | the participant's side: one JSON event per stdout line, stop on SIGTERM/SIGINT |
+//! | [`philosophers`] | dining philosophers, each fork a [`warren_recipes::Lock`] |
 //! | [`election`] | workers elect a leader ([`warren_recipes::Election`]) and exchange Lamport-clocked messages through inbox znodes |
 //!
 //! # How a demo runs
@@ -32,6 +33,7 @@
 
 pub mod election;
 pub mod participant;
+pub mod philosophers;
 pub mod supervisor;
 
 use std::time::Duration;
@@ -57,6 +59,8 @@ pub struct DemoArgs {
 pub enum Demo {
     /// N workers elect a leader and exchange Lamport-clocked messages; the leader is killed.
     Election(election::Opts),
+    /// N dining philosophers, each fork a Lock: no deadlock, neighbours never eat at once.
+    Philosophers(philosophers::Opts),
 }
 
 /// Arguments of the hidden `warren demo-participant`: one participant's role.
@@ -72,6 +76,8 @@ pub struct ParticipantArgs {
 pub enum Role {
     /// An election worker.
     ElectionWorker(election::WorkerArgs),
+    /// A philosopher.
+    Philosopher(philosophers::PhilosopherArgs),
 }
 
 /// The server and session settings every ZooKeeper demo shares.
@@ -118,6 +124,7 @@ pub async fn run(demo: &Demo, launcher: Launcher, stop: watch::Receiver<bool>) -
     let mut sup = Supervisor::new(launcher, stop);
     match demo {
         Demo::Election(o) => election::coordinate(o, &mut sup).await.report(),
+        Demo::Philosophers(o) => philosophers::coordinate(o, &mut sup).await.report(),
     }
 }
 
@@ -160,6 +167,7 @@ pub fn participant_main(args: ParticipantArgs) -> anyhow::Result<()> {
         let stop = participant::stop_on_signals()?;
         match args.role {
             Role::ElectionWorker(a) => election::worker(a, stop).await,
+            Role::Philosopher(a) => philosophers::philosopher(a, stop).await,
         }
     })
 }

@@ -86,6 +86,10 @@ struct Running {
     eof: bool,
     exited: bool,
     killed: bool,
+    /// How it ended, once reaped: `None` while running.
+    status: Option<String>,
+    /// True if it ended cleanly (exit 0 on its own or after SIGTERM).
+    clean: bool,
 }
 
 /// The participants of one demo run and everything they said.
@@ -126,10 +130,7 @@ impl Supervisor {
             .args(&self.launcher.leading_args)
             .arg(role)
             .args(args)
-            .env(
-                "WARREN_LOG",
-                std::env::var("WARREN_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("WARREN_LOG", participant_log_filter())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -167,6 +168,8 @@ impl Supervisor {
                 eof: false,
                 exited: false,
                 killed: false,
+                status: None,
+                clean: false,
             },
         );
         Ok(())
@@ -300,15 +303,33 @@ impl Supervisor {
         if r.exited {
             return;
         }
-        if tokio::time::timeout_at(deadline, r.child.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(participant = name, "did not stop in time; killing it");
-            let _ = kill(Pid::from_raw(r.pid), Signal::SIGKILL);
-            let _ = tokio::time::timeout(STOP_GRACE, r.child.wait()).await;
+        match tokio::time::timeout_at(deadline, r.child.wait()).await {
+            Ok(Ok(status)) => {
+                r.clean = status.success();
+                r.status = Some(status.to_string());
+            }
+            Ok(Err(e)) => r.status = Some(format!("cannot wait: {e}")),
+            Err(_) => {
+                tracing::warn!(participant = name, "did not stop in time; killing it");
+                let _ = kill(Pid::from_raw(r.pid), Signal::SIGKILL);
+                let _ = tokio::time::timeout(STOP_GRACE, r.child.wait()).await;
+                r.status = Some("killed after the grace period".into());
+            }
         }
         r.exited = true;
+    }
+
+    /// Participants that did not stop cleanly (exit 0 on their own or on SIGTERM), other
+    /// than those the demo killed on purpose, with how they ended.
+    pub fn unclean(&self) -> Vec<String> {
+        self.children
+            .iter()
+            .filter(|(_, r)| !r.killed && !r.clean)
+            .map(|(n, r)| {
+                let how = r.status.as_deref().unwrap_or("still running");
+                format!("{n} did not stop cleanly ({how})")
+            })
+            .collect()
     }
 
     async fn next(&mut self, deadline: Instant, what: &str) -> Result<Msg, WaitError> {
@@ -325,6 +346,13 @@ impl Supervisor {
     }
 }
 
+/// The participants' trace filter: `WARREN_LOG` if set, else warnings. warren-recipes'
+/// `Lock` reports "lock lost" when its own release deletes the node before the lock marks
+/// itself released (a race in the recipe's release), so that one module is quieted.
+fn participant_log_filter() -> String {
+    std::env::var("WARREN_LOG").unwrap_or_else(|_| "warn,warren_recipes::lock=error".into())
+}
+
 /// Where a coordinator's run ended: finished, or why not.
 #[derive(Debug, Default)]
 pub struct Ending {
@@ -332,31 +360,38 @@ pub struct Ending {
     pub interrupted: bool,
     /// Set if a wait timed out or the run failed.
     pub failure: Option<String>,
+    /// Participants that did not stop cleanly.
+    pub unclean: Vec<String>,
 }
 
 impl Ending {
-    /// The ending of a run that returned `r`.
-    pub fn of(r: anyhow::Result<()>) -> Ending {
-        match r {
-            Ok(()) => Ending::default(),
-            Err(e) => match e.downcast_ref::<WaitError>() {
-                Some(WaitError::Interrupted) => Ending {
-                    interrupted: true,
-                    failure: None,
-                },
-                _ => Ending {
-                    interrupted: false,
-                    failure: Some(format!("{e:#}")),
-                },
-            },
+    /// The ending of a run that returned `r`, once `sup` has shut down.
+    pub fn of(r: anyhow::Result<()>, sup: &Supervisor) -> Ending {
+        let mut ending = Ending {
+            unclean: sup.unclean(),
+            ..Ending::default()
+        };
+        if let Err(e) = r {
+            match e.downcast_ref::<WaitError>() {
+                Some(WaitError::Interrupted) => ending.interrupted = true,
+                _ => ending.failure = Some(format!("{e:#}")),
+            }
         }
+        ending
+    }
+
+    /// True if the run went to its end.
+    pub fn finished(&self) -> bool {
+        !self.interrupted && self.failure.is_none()
     }
 
     /// The failure as a violation, if any.
     pub fn violations(&self) -> Vec<String> {
-        self.failure
-            .iter()
+        let failure = self.failure.iter();
+        let mut out: Vec<String> = failure
             .map(|f| format!("the run did not finish: {f}"))
-            .collect()
+            .collect();
+        out.extend(self.unclean.iter().cloned());
+        out
     }
 }

@@ -4,3 +4,4 @@
 mod common;
 
 mod election;
+mod philosophers;
