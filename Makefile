@@ -1,5 +1,5 @@
 # warren's one gate: `make verify` runs exactly what CI runs (.ci/run calls it), read-only.
-#   make verify   format check, clippy, tests, doctests, docs, kazoo's suite against warren
+#   make verify   format check, clippy, tests, doctests, docs, criterion smoke, kazoo's suite
 #   make kazoo    kazoo 2.11's own test suite against `warren server` (tests/kazoo/)
 #   make kazoo-zookeeper   the same suite against Apache ZooKeeper 3.8, our reference
 # Prerequisites (kazoo's venv, Debian's zookeeper) are installed by `bash .ci/run`.
@@ -13,9 +13,9 @@ export CARGO_TARGET_DIR
 CARGO ?= cargo
 WARREN_BIN ?= $(CARGO_TARGET_DIR)/debug/warren
 
-.PHONY: verify fmt-check clippy test doctest doc kazoo kazoo-zookeeper build
+.PHONY: verify fmt-check clippy test doctest doc bench-smoke kazoo kazoo-zookeeper build
 
-verify: fmt-check clippy test doctest doc kazoo
+verify: fmt-check clippy test doctest doc bench-smoke kazoo
 	@echo "verify: all checks passed"
 
 fmt-check:
@@ -37,6 +37,12 @@ doctest:
 doc:
 	@echo "== cargo doc"
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --locked --workspace --no-deps
+
+# Every criterion benchmark once, as a test, so the benches never rot (debug build, shared
+# with the tests; timing is for `cargo bench`, never for a test).
+bench-smoke:
+	@echo "== criterion benches, once each"
+	$(CARGO) test --locked --workspace --bench '*'
 
 build:
 	$(CARGO) build --locked -p warren
