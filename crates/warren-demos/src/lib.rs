@@ -7,6 +7,7 @@
 //! | [`supervisor`] | the coordinator's side: spawns participants (this same program's hidden `demo-participant` subcommand), reads their event lines, kills and stops them by pid |
 //! | [`participant`] | the participant's side: one JSON event per stdout line, stop on SIGTERM/SIGINT |
 //! | [`philosophers`] | dining philosophers, each fork a [`warren_recipes::Lock`] |
+//! | [`lottery`] | agencies submit CSV bets in `multi` batches, meet at a [`warren_recipes::DoubleBarrier`], then draw |
 //! | [`election`] | workers elect a leader ([`warren_recipes::Election`]) and exchange Lamport-clocked messages through inbox znodes |
 //!
 //! # How a demo runs
@@ -32,6 +33,7 @@
 //!   mid-way never leaves an effect without its cause in the log.
 
 pub mod election;
+pub mod lottery;
 pub mod participant;
 pub mod philosophers;
 pub mod supervisor;
@@ -61,6 +63,8 @@ pub enum Demo {
     Election(election::Opts),
     /// N dining philosophers, each fork a Lock: no deadlock, neighbours never eat at once.
     Philosophers(philosophers::Opts),
+    /// N agencies submit CSV bets in batches, wait on a barrier, then the draw.
+    Lottery(lottery::Opts),
 }
 
 /// Arguments of the hidden `warren demo-participant`: one participant's role.
@@ -78,6 +82,8 @@ pub enum Role {
     ElectionWorker(election::WorkerArgs),
     /// A philosopher.
     Philosopher(philosophers::PhilosopherArgs),
+    /// A lottery agency.
+    Agency(lottery::AgencyArgs),
 }
 
 /// The server and session settings every ZooKeeper demo shares.
@@ -125,6 +131,7 @@ pub async fn run(demo: &Demo, launcher: Launcher, stop: watch::Receiver<bool>) -
     match demo {
         Demo::Election(o) => election::coordinate(o, &mut sup).await.report(),
         Demo::Philosophers(o) => philosophers::coordinate(o, &mut sup).await.report(),
+        Demo::Lottery(o) => lottery::coordinate(o, &mut sup).await.report(),
     }
 }
 
@@ -168,6 +175,7 @@ pub fn participant_main(args: ParticipantArgs) -> anyhow::Result<()> {
         match args.role {
             Role::ElectionWorker(a) => election::worker(a, stop).await,
             Role::Philosopher(a) => philosophers::philosopher(a, stop).await,
+            Role::Agency(a) => lottery::agency(a, stop).await,
         }
     })
 }

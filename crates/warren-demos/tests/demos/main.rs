@@ -4,4 +4,5 @@
 mod common;
 
 mod election;
+mod lottery;
 mod philosophers;
