@@ -8,6 +8,7 @@
 //! | [`participant`] | the participant's side: one JSON event per stdout line, stop on SIGTERM/SIGINT |
 //! | [`philosophers`] | dining philosophers, each fork a [`warren_recipes::Lock`] |
 //! | [`lottery`] | agencies submit CSV bets in `multi` batches, meet at a [`warren_recipes::DoubleBarrier`], then draw |
+//! | [`two_pc`] | two-phase commit of a replicated register, coordinator replaced by election |
 //! | [`election`] | workers elect a leader ([`warren_recipes::Election`]) and exchange Lamport-clocked messages through inbox znodes |
 //!
 //! # How a demo runs
@@ -37,6 +38,7 @@ pub mod lottery;
 pub mod participant;
 pub mod philosophers;
 pub mod supervisor;
+pub mod two_pc;
 
 use std::time::Duration;
 
@@ -65,6 +67,9 @@ pub enum Demo {
     Philosophers(philosophers::Opts),
     /// N agencies submit CSV bets in batches, wait on a barrier, then the draw.
     Lottery(lottery::Opts),
+    /// Two-phase commit of a replicated register; replicas and coordinators can be killed.
+    #[command(name = "2pc")]
+    TwoPc(two_pc::Opts),
 }
 
 /// Arguments of the hidden `warren demo-participant`: one participant's role.
@@ -84,6 +89,10 @@ pub enum Role {
     Philosopher(philosophers::PhilosopherArgs),
     /// A lottery agency.
     Agency(lottery::AgencyArgs),
+    /// A 2pc coordinator candidate.
+    TwopcCoordinator(two_pc::CoordinatorArgs),
+    /// A 2pc replica.
+    TwopcReplica(two_pc::ReplicaArgs),
 }
 
 /// The server and session settings every ZooKeeper demo shares.
@@ -132,6 +141,7 @@ pub async fn run(demo: &Demo, launcher: Launcher, stop: watch::Receiver<bool>) -
         Demo::Election(o) => election::coordinate(o, &mut sup).await.report(),
         Demo::Philosophers(o) => philosophers::coordinate(o, &mut sup).await.report(),
         Demo::Lottery(o) => lottery::coordinate(o, &mut sup).await.report(),
+        Demo::TwoPc(o) => two_pc::coordinate(o, &mut sup).await.report(),
     }
 }
 
@@ -176,6 +186,8 @@ pub fn participant_main(args: ParticipantArgs) -> anyhow::Result<()> {
             Role::ElectionWorker(a) => election::worker(a, stop).await,
             Role::Philosopher(a) => philosophers::philosopher(a, stop).await,
             Role::Agency(a) => lottery::agency(a, stop).await,
+            Role::TwopcCoordinator(a) => two_pc::coordinator(a, stop).await,
+            Role::TwopcReplica(a) => two_pc::replica(a, stop).await,
         }
     })
 }

@@ -6,3 +6,4 @@ mod common;
 mod election;
 mod lottery;
 mod philosophers;
+mod two_pc;
