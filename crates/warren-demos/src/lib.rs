@@ -9,6 +9,7 @@
 //! | [`philosophers`] | dining philosophers, each fork a [`warren_recipes::Lock`] |
 //! | [`lottery`] | agencies submit CSV bets in `multi` batches, meet at a [`warren_recipes::DoubleBarrier`], then draw |
 //! | [`two_pc`] | two-phase commit of a replicated register, coordinator replaced by election |
+//! | [`rudp`] | stop-and-wait reliable delivery over UDP under injected loss and duplication |
 //! | [`election`] | workers elect a leader ([`warren_recipes::Election`]) and exchange Lamport-clocked messages through inbox znodes |
 //!
 //! # How a demo runs
@@ -37,6 +38,7 @@ pub mod election;
 pub mod lottery;
 pub mod participant;
 pub mod philosophers;
+pub mod rudp;
 pub mod supervisor;
 pub mod two_pc;
 
@@ -70,6 +72,8 @@ pub enum Demo {
     /// Two-phase commit of a replicated register; replicas and coordinators can be killed.
     #[command(name = "2pc")]
     TwoPc(two_pc::Opts),
+    /// Reliable delivery over UDP (127.0.0.1) under injected loss and duplication.
+    Rudp(rudp::Opts),
 }
 
 /// Arguments of the hidden `warren demo-participant`: one participant's role.
@@ -93,6 +97,10 @@ pub enum Role {
     TwopcCoordinator(two_pc::CoordinatorArgs),
     /// A 2pc replica.
     TwopcReplica(two_pc::ReplicaArgs),
+    /// The rudp receiver.
+    RudpReceiver(rudp::ReceiverArgs),
+    /// The rudp sender.
+    RudpSender(rudp::SenderArgs),
 }
 
 /// The server and session settings every ZooKeeper demo shares.
@@ -142,6 +150,7 @@ pub async fn run(demo: &Demo, launcher: Launcher, stop: watch::Receiver<bool>) -
         Demo::Philosophers(o) => philosophers::coordinate(o, &mut sup).await.report(),
         Demo::Lottery(o) => lottery::coordinate(o, &mut sup).await.report(),
         Demo::TwoPc(o) => two_pc::coordinate(o, &mut sup).await.report(),
+        Demo::Rudp(o) => rudp::coordinate(o, &mut sup).await.report(),
     }
 }
 
@@ -188,6 +197,8 @@ pub fn participant_main(args: ParticipantArgs) -> anyhow::Result<()> {
             Role::Agency(a) => lottery::agency(a, stop).await,
             Role::TwopcCoordinator(a) => two_pc::coordinator(a, stop).await,
             Role::TwopcReplica(a) => two_pc::replica(a, stop).await,
+            Role::RudpReceiver(a) => rudp::receiver(a, stop).await,
+            Role::RudpSender(a) => rudp::sender(a, stop).await,
         }
     })
 }

@@ -6,4 +6,5 @@ mod common;
 mod election;
 mod lottery;
 mod philosophers;
+mod rudp;
 mod two_pc;
