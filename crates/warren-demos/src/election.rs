@@ -547,7 +547,8 @@ impl fmt::Display for ElectionSummary {
         for t in &self.takeovers {
             writeln!(
                 f,
-                "killed {} (SIGKILL); {} took over {:.1} s later (session timeout {} ms)",
+                "killed {} (SIGKILL); {} took over {:.1} s later (granted session timeout \
+                 {} ms; the server expires sessions on its tick)",
                 t.killed,
                 t.new_leader,
                 t.after.as_secs_f64(),

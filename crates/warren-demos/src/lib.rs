@@ -6,11 +6,11 @@
 //! |---|---|
 //! | [`supervisor`] | the coordinator's side: spawns participants (this same program's hidden `demo-participant` subcommand), reads their event lines, kills and stops them by pid |
 //! | [`participant`] | the participant's side: one JSON event per stdout line, stop on SIGTERM/SIGINT |
+//! | [`election`] | workers elect a leader ([`warren_recipes::Election`]) and exchange Lamport-clocked messages through inbox znodes |
 //! | [`philosophers`] | dining philosophers, each fork a [`warren_recipes::Lock`] |
 //! | [`lottery`] | agencies submit CSV bets in `multi` batches, meet at a [`warren_recipes::DoubleBarrier`], then draw |
 //! | [`two_pc`] | two-phase commit of a replicated register, coordinator replaced by election |
 //! | [`rudp`] | stop-and-wait reliable delivery over UDP under injected loss and duplication |
-//! | [`election`] | workers elect a leader ([`warren_recipes::Election`]) and exchange Lamport-clocked messages through inbox znodes |
 //!
 //! # How a demo runs
 //!
