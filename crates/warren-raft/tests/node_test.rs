@@ -2,59 +2,15 @@
 //! read barrier, storage failure, concurrent proposals and group commit.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use warren_raft::{MemBackend, NoPeers, ProposeError, RaftConfig, RaftNode, Role, StateMachine};
+use warren_raft::{MemBackend, NoPeers, ProposeError, RaftConfig, RaftNode, Role};
 
-/// What the toy state machine holds: every applied (index, payload), in apply order.
-type AppliedList = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+mod common;
 
-/// A toy state machine: the list of applied (index, payload), shared with the test.
-#[derive(Clone, Default)]
-struct ListSm {
-    applied: AppliedList,
-    restores: Arc<AtomicU64>,
-}
-
-impl ListSm {
-    fn list(&self) -> Vec<(u64, Vec<u8>)> {
-        self.applied.lock().unwrap().clone()
-    }
-}
-
-impl StateMachine for ListSm {
-    fn apply(&mut self, index: u64, payload: &[u8]) {
-        self.applied.lock().unwrap().push((index, payload.to_vec()));
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (i, p) in self.applied.lock().unwrap().iter() {
-            out.extend_from_slice(&i.to_le_bytes());
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(p);
-        }
-        out
-    }
-
-    fn restore(&mut self, mut snap: &[u8]) -> Result<(), String> {
-        let mut list = Vec::new();
-        while !snap.is_empty() {
-            if snap.len() < 12 {
-                return Err("short snapshot".into());
-            }
-            let i = u64::from_le_bytes(snap[..8].try_into().unwrap());
-            let n = u32::from_le_bytes(snap[8..12].try_into().unwrap()) as usize;
-            list.push((i, snap[12..12 + n].to_vec()));
-            snap = &snap[12 + n..];
-        }
-        *self.applied.lock().unwrap() = list;
-        self.restores.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
+use common::ListSm;
 
 fn payload(i: usize) -> Vec<u8> {
     format!("entry-{i}").into_bytes()
