@@ -246,10 +246,12 @@ impl Lock {
         if was == LockStatus::Released {
             return Ok(false);
         }
-        let node = inner.state().node.clone();
+        // Forget the node before deleting it, so that the loss watcher does not take our own
+        // delete for a lost lock; if the delete fails, the node is still ours.
+        let node = inner.state().node.take();
         if let Some(node) = node {
             let path = join(&inner.path, &node);
-            inner
+            let deleted = inner
                 .conn
                 .retry(|c| {
                     let path = path.clone();
@@ -260,9 +262,12 @@ impl Lock {
                         }
                     }
                 })
-                .await?;
+                .await;
+            if let Err(e) = deleted {
+                inner.state().node = Some(node);
+                return Err(e);
+            }
         }
-        inner.state().node = None;
         inner.status.send_replace(LockStatus::Released);
         Ok(was == LockStatus::Acquired)
     }

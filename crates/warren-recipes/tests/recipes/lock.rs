@@ -185,3 +185,31 @@ async fn readers_share_and_writers_exclude() {
     conn.close();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_release_is_never_reported_lost() {
+    let server = TestServer::start().await;
+    let conn = connect(&server.connect_string()).await;
+    let lock = Lock::new(&conn, "/locks/release", "a");
+    // Record every status the lock goes through while it is taken and released ten times.
+    let mut rx = lock.status_watcher();
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while rx.changed().await.is_ok() {
+            seen.push(*rx.borrow_and_update());
+        }
+        seen
+    });
+    for _ in 0..10 {
+        lock.acquire().await.unwrap();
+        assert!(lock.release().await.unwrap());
+        // Let the deletion's watch event arrive before the next acquire.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(lock);
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), seen)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!seen.contains(&LockStatus::Lost), "statuses seen: {seen:?}");
+}
