@@ -216,12 +216,14 @@ where
                             }
                         }
                         // In FIFO order, like sasl: a client may send addauth right behind
-                        // the handshake, whose answer must come first.
-                        let ok = ReplyHeader::new(Xid::AUTH, Zxid(0), ErrorCode::Ok);
+                        // the handshake, whose answer must come first. The answer echoes
+                        // the request's xid as ZooKeeper's does: the Java client sends -4,
+                        // others (zookeeper-client) an ordinary xid and match on it.
+                        let ok = ReplyHeader::new(header.xid, Zxid(0), ErrorCode::Ok);
                         answer(ctx, conn, encode_reply_header(&ok), false);
                     }
                     AuthOutcome::Failed => {
-                        let frame = encode_error(Xid::AUTH, Zxid(0), ErrorCode::AuthFailed);
+                        let frame = encode_error(header.xid, Zxid(0), ErrorCode::AuthFailed);
                         answer(ctx, conn, frame, true);
                         wait_closed(conn, handshake).await;
                         return Err(ConnError::AuthFailed);
