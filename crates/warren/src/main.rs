@@ -38,6 +38,8 @@ enum Command {
     /// One participant of a demo, started by `warren demo`.
     #[command(hide = true)]
     DemoParticipant(warren_demos::ParticipantArgs),
+    #[command(flatten)]
+    Client(warren_cli::Command),
 }
 
 #[derive(Args)]
@@ -71,8 +73,10 @@ struct ServerArgs {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+            // The client crate's own connection traces would repeat the CLI's messages.
+            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,openraft=warn,zookeeper_client=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -83,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster(args) => cluster::run(args),
         Command::Demo(args) => warren_demos::main(args),
         Command::DemoParticipant(args) => warren_demos::participant_main(args),
+        Command::Client(cmd) => warren_cli::main(cmd),
     }
 }
 
