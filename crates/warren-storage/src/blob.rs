@@ -44,24 +44,7 @@ pub(crate) struct Blob {
 
 /// Decodes and checks a blob read from `file`.
 pub(crate) fn decode(file: &Path, magic: &[u8; 8], bytes: &[u8]) -> Result<Blob> {
-    if bytes.len() < HEADER_BYTES {
-        return Err(corrupt(
-            file,
-            0,
-            format!("header truncated ({} bytes)", bytes.len()),
-        ));
-    }
-    if &bytes[..8] != magic {
-        return Err(corrupt(file, 0, "bad magic"));
-    }
-    let format = u32_at(bytes, 8);
-    if format > FORMAT_VERSION {
-        return Err(StorageError::UnsupportedVersion {
-            file: file.to_path_buf(),
-            found: format,
-            supported: FORMAT_VERSION,
-        });
-    }
+    check_preamble(file, bytes, HEADER_BYTES, magic, "")?;
     let data_version = u32_at(bytes, 12);
     let len = u32_at(bytes, 16) as usize;
     if bytes.len() != HEADER_BYTES + len {
@@ -94,6 +77,34 @@ pub(crate) fn decode(file: &Path, magic: &[u8; 8], bytes: &[u8]) -> Result<Blob>
         data_version,
         payload: bytes[HEADER_BYTES..].to_vec(),
     })
+}
+
+/// The checks every warren file starts with: at least `header_bytes` long, `magic` first,
+/// and a format version this build reads. `what` names the kind of file in the messages
+/// (`"segment "`, `"snapshot "`, or `""`).
+pub(crate) fn check_preamble(
+    file: &Path,
+    bytes: &[u8],
+    header_bytes: usize,
+    magic: &[u8; 8],
+    what: &str,
+) -> Result<()> {
+    if bytes.len() < header_bytes {
+        let reason = format!("{what}header truncated ({} bytes)", bytes.len());
+        return Err(corrupt(file, 0, reason));
+    }
+    if &bytes[..8] != magic {
+        return Err(corrupt(file, 0, format!("bad {what}magic")));
+    }
+    let format = u32_at(bytes, 8);
+    if format > FORMAT_VERSION {
+        return Err(StorageError::UnsupportedVersion {
+            file: file.to_path_buf(),
+            found: format,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::blob::{u32_at, u64_at};
+use crate::blob::{check_preamble, u32_at, u64_at};
 use crate::crc::{crc32c, crc32c_append};
 use crate::error::{Result, StorageError, corrupt};
 use crate::{DATA_VERSION, FORMAT_VERSION};
@@ -38,24 +38,7 @@ pub(crate) fn encode_header(first_index: u64) -> Vec<u8> {
 
 /// Checks a segment header; returns its first index.
 pub(crate) fn decode_header(file: &Path, bytes: &[u8]) -> Result<u64> {
-    if (bytes.len() as u64) < HEADER_BYTES {
-        return Err(corrupt(
-            file,
-            0,
-            format!("segment header truncated ({} bytes)", bytes.len()),
-        ));
-    }
-    if &bytes[..8] != MAGIC {
-        return Err(corrupt(file, 0, "bad segment magic"));
-    }
-    let format = u32_at(bytes, 8);
-    if format > FORMAT_VERSION {
-        return Err(StorageError::UnsupportedVersion {
-            file: file.to_path_buf(),
-            found: format,
-            supported: FORMAT_VERSION,
-        });
-    }
+    check_preamble(file, bytes, HEADER_BYTES as usize, MAGIC, "segment ")?;
     let want = u32_at(bytes, 28);
     let got = crc32c(&bytes[..28]);
     if want != got {

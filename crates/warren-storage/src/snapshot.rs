@@ -157,24 +157,7 @@ fn encode(index: u64, meta: &[u8], data: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn decode(file: &Path, bytes: &[u8]) -> Result<Snapshot> {
-    if bytes.len() < HEADER_BYTES {
-        return Err(corrupt(
-            file,
-            0,
-            format!("snapshot header truncated ({} bytes)", bytes.len()),
-        ));
-    }
-    if &bytes[..8] != MAGIC {
-        return Err(corrupt(file, 0, "bad snapshot magic"));
-    }
-    let format = u32_at(bytes, 8);
-    if format > FORMAT_VERSION {
-        return Err(StorageError::UnsupportedVersion {
-            file: file.to_path_buf(),
-            found: format,
-            supported: FORMAT_VERSION,
-        });
-    }
+    blob::check_preamble(file, bytes, HEADER_BYTES, MAGIC, "snapshot ")?;
     let (want, got) = (u32_at(bytes, 36), crc32c(&bytes[..36]));
     if want != got {
         return Err(corrupt(
