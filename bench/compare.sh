@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # warren against Apache ZooKeeper 3.8, side by side, in one command:
 #
-#   bench/compare.sh            # the full comparison (~15 minutes on 2 cores)
+#   bench/compare.sh            # the full comparison (~25 minutes on 2 cores)
 #   bench/compare.sh --quick    # a smoke test of the same steps (~2 minutes)
 #
 # It installs Debian's `zookeeper` package when missing, builds warren (release), starts
@@ -13,7 +13,12 @@
 # znode, snapshot size and restart-to-serving time. The tables go to bench/RESULTS.md
 # (between the compare.sh markers; text outside them is kept).
 #
-# Options: --quick, --rounds N, --out FILE, --keep-work (keep data dirs and logs).
+# Then it does the throughput and p99 runs of the target workloads again against two
+# 3-server ensembles on loopback (warren and ZooKeeper, each server with its own data dir),
+# the sessions of each run spread over the three servers.
+#
+# Options: --quick, --rounds N, --out FILE, --keep-work (keep data dirs and logs),
+# --no-ensemble (standalone only).
 # Environment: CARGO_TARGET_DIR (default ~/.cache/warren/target), BENCH_WORK (work dir,
 # default a new one under /var/tmp), JAVA (default java), ZOOKEEPER_CLASSPATH.
 set -euo pipefail
@@ -23,13 +28,15 @@ QUICK=0
 ROUNDS=""
 OUT="$REPO/bench/RESULTS.md"
 KEEP_WORK=0
+ENSEMBLE=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --rounds) ROUNDS=$2; shift ;;
         --out) OUT=$2; shift ;;
         --keep-work) KEEP_WORK=1 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --no-ensemble) ENSEMBLE=0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -120,6 +127,13 @@ log "work dir $WORK; logs there"
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+# free_ports N: N distinct free ports (all bound at once, so none is handed out twice).
+free_ports() {
+    python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
 
@@ -163,17 +177,19 @@ wait_ready() {
 COMMON=(--sessions "$SESSIONS" --depth "$DEPTH" --value-size "$VALUE_SIZE" --warmup "$WARMUP"
         --read-ratio 0.9 --multi-ops 10 --children 100 --keys 1000 --json -q)
 
-# bench_run KIND PORT ROUND MODE WORKLOAD [extra args...]: one run, appended to $RUNS.
+# bench_run KIND ADDRS ROUND MODE WORKLOAD [extra args...]: one run, appended to $RUNS with
+# the current $SETUP. ADDRS is host:port, or a comma-separated list (sessions round-robin).
+SETUP=standalone
 bench_run() {
-    local kind=$1 port=$2 round=$3 mode=$4 workload=$5; shift 5
+    local kind=$1 addrs=$2 round=$3 mode=$4 workload=$5; shift 5
     local out
-    out=$("$WARREN" bench --server "127.0.0.1:$port" --workload "$workload" "${COMMON[@]}" \
+    out=$("$WARREN" bench --server "$addrs" --workload "$workload" "${COMMON[@]}" \
         "$@" 2>>"$WORK/bench.log") || { log "bench $workload against $kind failed"; return 1; }
-    printf '{"server":"%s","round":%s,"mode":"%s","report":%s}\n' \
-        "$kind" "$round" "$mode" "$out" >>"$RUNS"
+    printf '{"server":"%s","setup":"%s","round":%s,"mode":"%s","report":%s}\n' \
+        "$kind" "$SETUP" "$round" "$mode" "$out" >>"$RUNS"
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); l=r["latency"]
-print("%-9s %-8s %10.0f ops/s  p50 %7.3f  p99 %7.3f ms  errors %d" % (sys.argv[2], r["workload"], r["ops_per_s"], l["p50_ms"], l["p99_ms"], r["errors"]))' \
-        "$out" "$kind" >&2
+print("%-10s %-9s %-8s %10.0f ops/s  p50 %7.3f  p99 %7.3f ms  errors %d" % (sys.argv[3], sys.argv[2], r["workload"], r["ops_per_s"], l["p50_ms"], l["p99_ms"], r["errors"]))' \
+        "$out" "$kind" "$SETUP" >&2
 }
 
 WPORT=$(free_port); ZPORT=$(free_port)
@@ -186,30 +202,32 @@ wait_ready "$ZPORT" / 120 || die "ZooKeeper did not start (see $WORK/zk/server.l
 for round in $(seq "$ROUNDS"); do
     log "throughput round $round of $ROUNDS (closed loop, $SESSIONS sessions x depth $DEPTH, $DURATION each)"
     for w in $WORKLOADS; do
-        bench_run warren "$WPORT" "$round" tput "$w" --duration "$DURATION"
-        bench_run zk "$ZPORT" "$round" tput "$w" --duration "$DURATION"
+        bench_run warren "127.0.0.1:$WPORT" "$round" tput "$w" --duration "$DURATION"
+        bench_run zk "127.0.0.1:$ZPORT" "$round" tput "$w" --duration "$DURATION"
     done
 done
 
-# The same offered load for both: a share of the slower server's mean throughput.
-declare -A RATE=()
-for w in $TARGET_WORKLOADS; do
-    RATE[$w]=$(python3 - "$RUNS" "$w" "$LAT_FRACTION" <<'EOF'
+# offered_rate WORKLOAD: the offered load of the p99 runs, the same for both servers: a share
+# of the slower server's mean closed-loop throughput in the current $SETUP.
+offered_rate() {
+    python3 - "$RUNS" "$1" "$LAT_FRACTION" "$SETUP" <<'EOF'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 def mean(server):
     v = [r["report"]["ops_per_s"] for r in runs
-         if r["mode"] == "tput" and r["server"] == server and r["report"]["workload"] == sys.argv[2]]
+         if r["mode"] == "tput" and r["server"] == server and r.get("setup") == sys.argv[4]
+         and r["report"]["workload"] == sys.argv[2]]
     return sum(v) / len(v)
 print("%.0f" % max(1.0, float(sys.argv[3]) * min(mean("warren"), mean("zk"))))
 EOF
-)
-done
+}
+declare -A RATE=()
+for w in $TARGET_WORKLOADS; do RATE[$w]=$(offered_rate "$w"); done
 for round in $(seq "$ROUNDS"); do
     log "latency round $round of $ROUNDS (same offered load for both)"
     for w in $TARGET_WORKLOADS; do
-        bench_run warren "$WPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
-        bench_run zk "$ZPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
+        bench_run warren "127.0.0.1:$WPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
+        bench_run zk "127.0.0.1:$ZPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
     done
 done
 stop_server warren
@@ -279,6 +297,92 @@ EOF
 mem_phase warren
 mem_phase zk
 
+# ---- 3 servers on loopback ------------------------------------------------------------------
+# Both ensembles get the same zoo.cfg (ZooKeeper's keys, read by both): server.N lines with
+# free ports, myid in each dataDir; warren runs `warren server --config F --id N`, ZooKeeper
+# QuorumPeerMain. Both ensembles run at once (idle between their turns) and the sessions of
+# each run are spread round-robin over the three servers, so followers forward writes.
+ENSEMBLE_SIZE=3
+ENSEMBLE_HEAP=1g
+# ensemble_cfg DIR: writes DIR/serverN/zoo.cfg and myid for the ports in CPORT/QPORT/EPORT.
+ensemble_cfg() {
+    local base=$1 i j
+    for i in $(seq "$ENSEMBLE_SIZE"); do
+        mkdir -p "$base/server$i/data"
+        echo "$i" >"$base/server$i/data/myid"
+        {
+            echo "tickTime=$TICK_MS"
+            echo "initLimit=10"
+            echo "syncLimit=5"
+            echo "dataDir=$base/server$i/data"
+            echo "clientPort=${CPORT[$i]}"
+            echo "clientPortAddress=127.0.0.1"
+            echo "maxClientCnxns=0"
+            echo "admin.enableServer=false"
+            echo "4lw.commands.whitelist=*"
+            for j in $(seq "$ENSEMBLE_SIZE"); do
+                echo "server.$j=127.0.0.1:${QPORT[$j]}:${EPORT[$j]};127.0.0.1:${CPORT[$j]}"
+            done
+        } >"$base/server$i/zoo.cfg"
+    done
+}
+# start_ensemble KIND: starts the three servers of KIND (warren or zk), their pids in PIDS;
+# sets ADDRS to the comma-separated client addresses once every server serves a read.
+start_ensemble() {
+    local kind=$1 base="$WORK/$1-ensemble" i
+    ADDRS=""
+    declare -gA CPORT=() QPORT=() EPORT=()
+    local ports
+    read -r -a ports <<<"$(free_ports $((3 * ENSEMBLE_SIZE)))"
+    for i in $(seq "$ENSEMBLE_SIZE"); do
+        CPORT[$i]=${ports[3 * i - 3]}; QPORT[$i]=${ports[3 * i - 2]}; EPORT[$i]=${ports[3 * i - 1]}
+    done
+    ensemble_cfg "$base"
+    for i in $(seq "$ENSEMBLE_SIZE"); do
+        local dir="$base/server$i"
+        if [ "$kind" = warren ]; then
+            WARREN_LOG=warn "$WARREN" server --config "$dir/zoo.cfg" --id "$i" \
+                -D "zookeeper.snapCount=$SNAP_COUNT" >>"$dir/server.log" 2>&1 &
+        else
+            "$JAVA" "-Xmx$ENSEMBLE_HEAP" -Djava.awt.headless=true \
+                "-Dzookeeper.snapCount=$SNAP_COUNT" \
+                -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+                -cp "$ZK_CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
+                >>"$dir/server.log" 2>&1 &
+        fi
+        PIDS[$kind-$i]=$!
+        ADDRS="$ADDRS${ADDRS:+,}127.0.0.1:${CPORT[$i]}"
+    done
+    for i in $(seq "$ENSEMBLE_SIZE"); do
+        wait_ready "${CPORT[$i]}" / 120 \
+            || die "$kind server $i did not serve (see $base/server$i/server.log)"
+    done
+}
+
+if [ "$ENSEMBLE" = 1 ]; then
+    SETUP=ensemble
+    log "ensembles of $ENSEMBLE_SIZE on loopback"
+    start_ensemble warren; WADDRS=$ADDRS
+    start_ensemble zk; ZADDRS=$ADDRS
+    log "warren at $WADDRS, ZooKeeper at $ZADDRS"
+    for round in $(seq "$ROUNDS"); do
+        log "ensemble throughput round $round of $ROUNDS"
+        for w in $TARGET_WORKLOADS; do
+            bench_run warren "$WADDRS" "$round" tput "$w" --duration "$DURATION"
+            bench_run zk "$ZADDRS" "$round" tput "$w" --duration "$DURATION"
+        done
+    done
+    for w in $TARGET_WORKLOADS; do RATE[$w]=$(offered_rate "$w"); done
+    for round in $(seq "$ROUNDS"); do
+        log "ensemble latency round $round of $ROUNDS (same offered load for both)"
+        for w in $TARGET_WORKLOADS; do
+            bench_run warren "$WADDRS" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
+            bench_run zk "$ZADDRS" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
+        done
+    done
+    for name in "${!PIDS[@]}"; do stop_server "$name"; done
+fi
+
 # ---- report ------------------------------------------------------------------------------------
 DISK=$(df -hT "$WORK" | awk 'NR==2 {print $1" ("$2", "$3")"}')
 export REPORT_LOADAVG="load average (1/5/15 min) $LOADAVG_START before the run (other work on the shared 2 cores), $(cut -d' ' -f1-3 /proc/loadavg) at its end (this run's own load included)"
@@ -290,6 +394,7 @@ export REPORT_SETTINGS="standalone; fsync on (ZooKeeper forceSync=yes, its defau
 export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput"
 export REPORT_CMD="bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick') (rounds $ROUNDS)"
 export REPORT_BENCH_CMD="warren bench --server 127.0.0.1:PORT --workload W ${COMMON[*]} --duration $DURATION [--rate R]"
+export REPORT_ENSEMBLE="3 warren servers (\`warren server --config zoo.cfg --id N\`) and 3 ZooKeeper servers (QuorumPeerMain, -Xmx$ENSEMBLE_HEAP each), one zoo.cfg format for both (server.N=127.0.0.1:quorumPort:electionPort;127.0.0.1:clientPort, tickTime=$TICK_MS, initLimit=10, syncLimit=5, snapCount=$SNAP_COUNT), both ensembles up for the whole phase, sessions spread round-robin over the 3 client ports (\`--server a,b,c\`), $ROUNDS round(s) alternating"
 export REPORT_LOAD_CMD="warren bench --server 127.0.0.1:PORT --workload load --ops $LOAD_ZNODES --multi-ops $LOAD_MULTI --sessions 4 --depth 32 --value-size $VALUE_SIZE --prefix /load --warmup 0s"
 python3 "$REPO/bench/report.py" "$RUNS" "$MEM" "$OUT"
 log "results written to $OUT"

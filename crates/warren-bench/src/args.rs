@@ -48,7 +48,8 @@ impl Workload {
 /// `warren bench`: measures a ZooKeeper-compatible server under a pipelined load.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// The server, host:port.
+    /// The server, host:port; or several, comma-separated (an ensemble), over which the
+    /// sessions are spread round-robin (setup and teardown use the first).
     #[arg(long, default_value = "127.0.0.1:2181")]
     pub server: String,
     /// The operation to measure.
@@ -138,8 +139,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl BenchArgs {
+    /// The servers of `--server`, in the order given.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.server.split(',').map(str::trim)
+    }
+
+    /// The server of session `idx`: round-robin over `--server`.
+    pub fn server_for(&self, idx: u32) -> &str {
+        let n = self.servers().count();
+        self.servers()
+            .nth(idx as usize % n)
+            .expect("split yields at least one item")
+    }
+
     /// Checks the combinations the run relies on.
     pub fn validate(&self) -> Result<(), String> {
+        if self.servers().any(|s| s.is_empty() || !s.contains(':')) {
+            return Err(format!(
+                "--server must be host:port, or several comma-separated, not {:?}",
+                self.server
+            ));
+        }
         if self.sessions == 0 || self.depth == 0 || self.threads == 0 {
             return Err("--sessions, --depth and --threads must be at least 1".into());
         }
@@ -170,6 +190,27 @@ impl BenchArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_spread_round_robin_over_servers() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let parse = |server: &str| Cli::parse_from(["bench", "--server", server]).bench;
+        let one = parse("127.0.0.1:2181");
+        assert_eq!(one.server_for(0), "127.0.0.1:2181");
+        assert_eq!(one.server_for(7), "127.0.0.1:2181");
+        assert_eq!(one.validate(), Ok(()));
+        let three = parse("a:1, b:2,c:3");
+        let picked: Vec<&str> = (0..5).map(|i| three.server_for(i)).collect();
+        assert_eq!(picked, ["a:1", "b:2", "c:3", "a:1", "b:2"]);
+        assert_eq!(three.validate(), Ok(()));
+        assert!(parse("a:1,,b:2").validate().is_err());
+        assert!(parse("localhost").validate().is_err());
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -74,9 +74,10 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
 /// Runs one benchmark: setup, warm-up, measure, teardown.
 pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let layout = Arc::new(Layout::new(&args));
-    let mut admin = Connection::connect(&args.server, args.session_timeout_ms, args.reply_timeout)
+    let first = args.server_for(0);
+    let mut admin = Connection::connect(first, args.session_timeout_ms, args.reply_timeout)
         .await
-        .with_context(|| format!("connecting to {}", args.server))?;
+        .with_context(|| format!("connecting to {first}"))?;
     workload::setup(&mut admin, &args, &layout)
         .await
         .context("setup")?;
@@ -154,9 +155,12 @@ async fn ready(args: &BenchArgs) -> anyhow::Result<()> {
     let attempts = async {
         loop {
             let probe = async {
-                let mut c =
-                    Connection::connect(&args.server, args.session_timeout_ms, args.reply_timeout)
-                        .await?;
+                let mut c = Connection::connect(
+                    args.server_for(0),
+                    args.session_timeout_ms,
+                    args.reply_timeout,
+                )
+                .await?;
                 let r = c.call(&get).await?;
                 let _ = c.close().await;
                 Ok::<_, conn::ConnError>(r.header.err)

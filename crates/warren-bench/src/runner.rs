@@ -125,9 +125,12 @@ impl Ctx {
         }
     }
 
-    async fn connect(&self) -> Result<Connection, ConnError> {
+    /// Connects session `idx` to its server: sessions are spread round-robin over the
+    /// servers of `--server` (one session's reconnects always go to the same server, so a
+    /// run measures each server's share of the load, as ZooKeeper clients spread by host).
+    async fn connect(&self, idx: u32) -> Result<Connection, ConnError> {
         let a = &self.args;
-        Connection::connect(&a.server, a.session_timeout_ms, a.reply_timeout).await
+        Connection::connect(a.server_for(idx), a.session_timeout_ms, a.reply_timeout).await
     }
 
     fn finished(&self) -> bool {
@@ -150,7 +153,7 @@ pub async fn run_session(ctx: Ctx, idx: u32) -> SessionResult {
             iv.mul_f64(f64::from(idx) / f64::from(ctx.args.sessions))
         });
     while !ctx.finished() {
-        let mut conn = match ctx.connect().await {
+        let mut conn = match ctx.connect(idx).await {
             Ok(c) => c,
             Err(e) => {
                 ctx.count_error(&mut res, e.kind());
@@ -323,7 +326,7 @@ fn complete(
 pub async fn run_watch_pair(ctx: Ctx, idx: u32) -> SessionResult {
     let mut res = SessionResult::default();
     while !ctx.finished() {
-        let pair = match tokio::try_join!(ctx.connect(), ctx.connect()) {
+        let pair = match tokio::try_join!(ctx.connect(2 * idx), ctx.connect(2 * idx + 1)) {
             Ok(p) => p,
             Err(e) => {
                 ctx.count_error(&mut res, e.kind());
@@ -408,7 +411,7 @@ async fn next_event(conn: &mut Connection) -> Result<Instant, ConnError> {
 }
 
 /// Worker `idx` of `session`: connect (handshake), closeSession, repeat; one op per cycle.
-pub async fn run_session_cycles(ctx: Ctx, _idx: u32) -> SessionResult {
+pub async fn run_session_cycles(ctx: Ctx, idx: u32) -> SessionResult {
     let mut res = SessionResult::default();
     while !ctx.finished() {
         let measured = ctx.ctl.phase() == Phase::Measure;
@@ -416,7 +419,7 @@ pub async fn run_session_cycles(ctx: Ctx, _idx: u32) -> SessionResult {
             break;
         }
         let start = Instant::now();
-        let cycle = async { ctx.connect().await?.close().await }.await;
+        let cycle = async { ctx.connect(idx).await?.close().await }.await;
         match cycle {
             Ok(()) => {
                 ctx.ctl.ok.fetch_add(1, Ordering::Relaxed);

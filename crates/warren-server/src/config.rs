@@ -282,6 +282,14 @@ impl ServerConfig {
     /// Reads a ZooKeeper zoo.cfg (and its `dynamicConfigFile` and `myid`, if any).
     /// Returns the configuration and warnings for keys that were not used.
     pub fn from_zoo_cfg(path: &Path) -> Result<(ServerConfig, Vec<String>), ConfigError> {
+        let (mut config, warnings) = ServerConfig::parse_zoo_cfg(path)?;
+        config.finish()?;
+        Ok((config, warnings))
+    }
+
+    /// Reads a zoo.cfg without the final checks, which need the command-line overrides
+    /// (`--id` stands for a missing `myid` file, for example).
+    fn parse_zoo_cfg(path: &Path) -> Result<(ServerConfig, Vec<String>), ConfigError> {
         let text = read_text(path)?;
         let mut config = ServerConfig {
             config_path: Some(path.to_path_buf()),
@@ -306,7 +314,6 @@ impl ServerConfig {
         config.servers = state.servers.into_values().collect();
         config.read_my_id()?;
         config.adopt_client_address(state.client_port_set)?;
-        config.finish()?;
         Ok((config, warnings))
     }
 
@@ -314,7 +321,7 @@ impl ServerConfig {
     /// the overrides. Returns the configuration and the warnings.
     pub fn load(overrides: ConfigOverrides) -> Result<(ServerConfig, Vec<String>), ConfigError> {
         let (mut config, mut warnings) = match &overrides.config_file {
-            Some(path) => ServerConfig::from_zoo_cfg(path)?,
+            Some(path) => ServerConfig::parse_zoo_cfg(path)?,
             None => (ServerConfig::default(), Vec::new()),
         };
         warnings.extend(config.apply_overrides(overrides)?);
@@ -354,6 +361,11 @@ impl ServerConfig {
         }
         if let Some(id) = overrides.my_id {
             self.my_id = Some(id);
+            // This server's line may name its client port (the file's own `clientPort`
+            // was checked against the line of the `myid` file's id, if there was one).
+            if overrides.client_port.is_none() {
+                self.adopt_client_address(false)?;
+            }
         }
         let mut state = ParseState::default();
         for (key, value) in &overrides.properties {

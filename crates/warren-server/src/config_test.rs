@@ -556,6 +556,25 @@ fn ensembles_need_a_matching_myid() {
     ));
     dir.write("myid", " 1 \n");
     assert_eq!(ServerConfig::from_zoo_cfg(&path).unwrap().0.my_id, Some(1));
+    // `--id` stands for a missing myid file, and this server's line gives its client port.
+    std::fs::remove_file(dir.0.join("myid")).unwrap();
+    let text = format!(
+        "dataDir={}\nserver.1=a:1:2;2201\nserver.2=b:1:2;2202\n",
+        dir.0.display()
+    );
+    let path = dir.write("zoo.cfg", &text);
+    let load = |id| {
+        ServerConfig::load(ConfigOverrides {
+            config_file: Some(path.clone()),
+            my_id: id,
+            ..ConfigOverrides::default()
+        })
+    };
+    assert!(matches!(load(None), Err(ConfigError::Invalid(_))));
+    let (config, _) = load(Some(2)).unwrap();
+    assert_eq!((config.my_id, config.client_port), (Some(2), 2202));
+    assert!(matches!(load(Some(3)), Err(ConfigError::Invalid(_))));
+    dir.write("myid", "1");
     // A clientPort that disagrees with this server's line is refused.
     let text = format!(
         "dataDir={}\nclientPort=1\nserver.1=a:1:2;9\n",
