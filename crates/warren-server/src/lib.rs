@@ -27,4 +27,5 @@ pub mod sasl;
 pub mod server;
 pub mod stats;
 pub mod tls;
+pub mod tls_v1;
 pub mod watch;

@@ -7,7 +7,8 @@
 //! - `ssl.keyStore.location` is one PEM file holding the server's private key and its
 //!   certificate chain (leaf first), as ZooKeeper's `PemReader.loadKeyStore` reads it.
 //! - `ssl.trustStore.location` is a PEM file of CA certificates; client certificates must
-//!   chain to one of them.
+//!   chain to one of them. X.509 v1 client certificates, which webpki refuses and Java
+//!   accepts, are verified by [`crate::tls_v1::V1Tolerant`].
 //! - `ssl.clientAuth`: `need` (ZooKeeper's default) requires a verified client certificate,
 //!   `want` verifies one when the client offers it, `none` does not ask for one.
 //! - A verified client certificate adds `x509:<subject DN>` to the connection's ids, the DN
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -38,6 +40,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
+
+use crate::tls_v1::V1Tolerant;
 use warren_proto::Id;
 
 use crate::config::SslConfig;
@@ -108,7 +112,7 @@ pub fn acceptor(ssl: &SslConfig) -> Result<TlsAcceptor, TlsError> {
     let (chain, key) = load_key_store(KEY_STORE, key_path)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let client_auth = ClientAuth::from_config(ssl.client_auth.as_deref());
-    let verifier = match client_auth {
+    let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
         ClientAuth::None => WebPkiClientVerifier::no_client_auth(),
         ClientAuth::Need | ClientAuth::Want => {
             let trust_path = ssl
@@ -116,6 +120,7 @@ pub fn acceptor(ssl: &SslConfig) -> Result<TlsAcceptor, TlsError> {
                 .as_deref()
                 .ok_or(TlsError::Missing(TRUST_STORE))?;
             let roots = load_trust_store(TRUST_STORE, trust_path)?;
+            let anchors = roots.roots.clone();
             let builder =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let builder = if client_auth == ClientAuth::Want {
@@ -123,9 +128,14 @@ pub fn acceptor(ssl: &SslConfig) -> Result<TlsAcceptor, TlsError> {
             } else {
                 builder
             };
-            builder
+            let webpki = builder
                 .build()
-                .map_err(|e| TlsError::Rustls(format!("{TRUST_STORE}: {e}")))?
+                .map_err(|e| TlsError::Rustls(format!("{TRUST_STORE}: {e}")))?;
+            Arc::new(V1Tolerant::new(
+                webpki,
+                anchors,
+                provider.signature_verification_algorithms,
+            ))
         }
     };
     // The certified key is built directly rather than with `with_single_cert`, which parses
