@@ -1,6 +1,8 @@
 # warren's one gate: `make verify` runs exactly what CI runs (.ci/run calls it), read-only.
 #   make verify   format check, clippy, tests, doctests, docs, criterion smoke, kazoo's suite
 #   make kazoo    kazoo 2.11's own test suite against `warren server` (tests/kazoo/)
+#   make kazoo-ensemble    the same suite against a 3-server warren ensemble (kazoo's
+#                 default cluster size; its tests that stop and start servers run too)
 #   make kazoo-zookeeper   the same suite against Apache ZooKeeper 3.8, our reference
 # Prerequisites (kazoo's venv, Debian's zookeeper) are installed by `bash .ci/run`.
 
@@ -13,7 +15,7 @@ export CARGO_TARGET_DIR
 CARGO ?= cargo
 WARREN_BIN ?= $(CARGO_TARGET_DIR)/debug/warren
 
-.PHONY: verify fmt-check clippy test doctest doc bench-smoke kazoo kazoo-zookeeper build
+.PHONY: verify fmt-check clippy test doctest doc bench-smoke kazoo kazoo-ensemble kazoo-zookeeper build
 
 verify: fmt-check clippy test doctest doc bench-smoke kazoo
 	@echo "verify: all checks passed"
@@ -50,6 +52,10 @@ build:
 kazoo: build
 	@echo "== kazoo against warren ($(WARREN_BIN))"
 	WARREN_BIN=$(WARREN_BIN) KAZOO_TARGET=warren tests/kazoo/run.sh
+
+kazoo-ensemble: build
+	@echo "== kazoo against a 3-server warren ensemble ($(WARREN_BIN))"
+	WARREN_BIN=$(WARREN_BIN) KAZOO_TARGET=warren KAZOO_CLUSTER_SIZE=3 tests/kazoo/run.sh
 
 kazoo-zookeeper:
 	@echo "== kazoo against Apache ZooKeeper 3.8"
