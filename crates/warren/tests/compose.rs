@@ -1,5 +1,6 @@
 //! `warren compose` for real: a three-server ensemble of the image FROM scratch on the local
-//! Docker engine, one container killed, the service going on.
+//! Docker engine, the leader's container killed, the service going on; then the killed
+//! server back, and the whole ensemble recreated on the data it left on the host.
 //!
 //! Ignored by `cargo nextest run`: it needs Docker and the image, which `make compose-test`
 //! builds (`docker/build-image.sh`) before running this test alone; `make verify` (and so
@@ -387,18 +388,47 @@ async fn compose_ensemble_survives_killing_the_leader_container() {
         .join(",");
     let reader = connect(&survivors_string).await;
     call("sync", reader.sync("/compose")).await;
-    for (prefix, tag) in [("before", "b"), ("after", "a")] {
-        for i in 0..WRITES {
-            let path = format!("/compose/{prefix}-{i}");
-            let (data, _) = call(&path, reader.get_data(&path)).await;
-            assert_eq!(data, format!("{tag}{i}").as_bytes(), "{path}");
-        }
-    }
+    read_all(&reader).await;
     let (_, owner) = call("read /compose/owner", reader.get_data("/compose/owner")).await;
     assert_eq!(owner.ephemeral_owner, session.0, "the ephemeral's owner");
     let (children, _) = call("children", reader.get_children("/compose")).await;
     assert_eq!(children.len(), 2 * WRITES + 1, "{children:?}");
     drop(reader);
     drop(client);
+
+    // Phase 7: the killed server, started again on its data, rejoins as a follower and
+    // serves everything, the writes it missed included.
+    ensemble.compose(&["start", &format!("warren{leader_id}")]);
+    wait_for("the restarted server following", SETTLE_TIMEOUT, || {
+        (mode(dead_port)? == "follower").then_some(())
+    });
+    let rejoined = connect(&format!("127.0.0.1:{dead_port}")).await;
+    call("sync", rejoined.sync("/compose")).await;
+    read_all(&rejoined).await;
+    drop(rejoined);
+
+    // Phase 8: the data lives on the host: after `down` and `up` (new containers, the same
+    // directories) the ensemble serves every write again.
+    ensemble.compose(&["down", "--timeout", "10"]);
+    ensemble.compose(&["up", "-d"]);
+    wait_for("a leader after down and up", SETTLE_TIMEOUT, || {
+        let modes: Vec<String> = ports.iter().filter_map(|&p| mode(p)).collect();
+        (modes.len() == 3 && modes.contains(&"leader".to_string())).then_some(())
+    });
+    let reader = connect(&connect_string).await;
+    call("sync", reader.sync("/compose")).await;
+    read_all(&reader).await;
+    drop(reader);
     drop(ensemble);
+}
+
+/// Reads every write of phases 3 and 5 through `client` and checks its data.
+async fn read_all(client: &Client) {
+    for (prefix, tag) in [("before", "b"), ("after", "a")] {
+        for i in 0..WRITES {
+            let path = format!("/compose/{prefix}-{i}");
+            let (data, _) = call(&path, client.get_data(&path)).await;
+            assert_eq!(data, format!("{tag}{i}").as_bytes(), "{path}");
+        }
+    }
 }
