@@ -62,14 +62,16 @@ image:
 
 # The one test that needs Docker (ignored by plain nextest runs, which have no image): it
 # builds the image, then runs crates/warren/tests/compose.rs alone. Without a running Docker
-# engine it fails under CI=true and is skipped, saying so, elsewhere.
+# engine and docker-compose (or `docker compose`) it fails under CI=true and is skipped,
+# saying so, elsewhere.
 compose-test:
 	@echo "== warren compose: 3 servers in Docker, the leader's container killed"
-	@if ! docker info >/dev/null 2>&1; then \
+	@if ! docker info >/dev/null 2>&1 || ! { command -v docker-compose >/dev/null || \
+	        docker compose version >/dev/null 2>&1; }; then \
 	    if [ "$${CI:-}" = true ]; then \
-	        echo "compose-test: FAILED: no Docker engine answers (docker info)" >&2; exit 1; \
+	        echo "compose-test: FAILED: no Docker engine answers or no compose tool" >&2; exit 1; \
 	    fi; \
-	    echo "compose-test: SKIPPED: no Docker engine answers here (CI runs this test)" >&2; \
+	    echo "compose-test: SKIPPED: no Docker engine or compose tool here (CI runs it)" >&2; \
 	else \
 	    $(MAKE) --no-print-directory image && \
 	    WARREN_IMAGE=$(WARREN_IMAGE) $(CARGO) nextest run --locked -p warren --profile ci \

@@ -97,8 +97,9 @@ pub fn run(args: ComposeArgs) -> anyhow::Result<()> {
         args.dir.display()
     );
     println!("connect string: {}", written.connect_string);
+    println!("build the image once (in warren's source tree):");
     println!(
-        "build the image once:  docker/build-image.sh {}",
+        "                       docker/build-image.sh {}",
         args.image
     );
     println!("start:                 docker-compose -f {file} up -d");
