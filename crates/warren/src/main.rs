@@ -5,6 +5,7 @@
 //! stop it gracefully and it exits 0.
 
 mod cluster;
+mod compose;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +34,10 @@ enum Command {
     Bench(warren_bench::BenchArgs),
     /// Run a local ensemble of N servers (separate processes) until Ctrl-C.
     Cluster(cluster::ClusterArgs),
+    /// Write a docker-compose file for an N-server ensemble (`warren compose --help`).
+    Compose(compose::ComposeArgs),
+    /// Exit 0 if a server is serving (it answers `srvr` with its mode); for healthchecks.
+    Healthcheck(compose::HealthArgs),
     /// Run a demo, each participant its own process (`warren demo --help`).
     Demo(warren_demos::DemoArgs),
     /// One participant of a demo, started by `warren demo`.
@@ -85,6 +90,8 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => run_server(args),
         Command::Bench(args) => warren_bench::main(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Compose(args) => compose::run(args),
+        Command::Healthcheck(args) => compose::healthcheck(args),
         Command::Demo(args) => warren_demos::main(args),
         Command::DemoParticipant(args) => warren_demos::participant_main(args),
         Command::Client(cmd) => warren_cli::main(cmd),
