@@ -342,6 +342,12 @@ impl RaftNode {
         self.core.raft.metrics().borrow_watched().clone()
     }
 
+    /// The leader as openraft's metrics know it, read in place: `route` runs once per write,
+    /// and cloning the whole metrics (membership, replication map) cost several allocations.
+    fn current_leader(&self) -> Option<u64> {
+        self.core.raft.metrics().borrow_watched().current_leader
+    }
+
     /// The peer address of `id`: the effective membership's, else the configuration's.
     fn addr_of(&self, id: u64) -> Option<String> {
         self.core
@@ -353,7 +359,7 @@ impl RaftNode {
     /// to three maximal election timeouts for a leader to be known.
     async fn route(&self) -> Result<Route, ProposeError> {
         self.core.check_running()?;
-        let mut leader = self.metrics().current_leader;
+        let mut leader = self.current_leader();
         if leader.is_none() {
             let wait = self.core.raft.wait(Some(self.cfg.leader_wait()));
             leader = match wait
