@@ -23,9 +23,9 @@ for _ in $(seq 60); do
     sleep 1
 done
 "$BIN" bench "${C[@]}" --workload "$W" --ops 2000 --keep >/dev/null
-callgrind_control -z "$VPID" >/dev/null
+callgrind_control -z "$VPID" >/dev/null 2>&1
 "$BIN" bench "${C[@]}" --workload "$W" --ops "$N" --keep >/dev/null
-callgrind_control -d "$W" "$VPID" >/dev/null
+callgrind_control -d "$W" "$VPID" >/dev/null 2>&1
 sleep 1
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 F=$(ls "$DIR"/cg."$VPID".* | head -1)
