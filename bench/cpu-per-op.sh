@@ -14,7 +14,7 @@ DIR=$(mktemp -d /var/tmp/warren-cpu.XXXXXX)
 WARREN_LOG=warn "$BIN" server --client-port "$PORT" --client-port-address 127.0.0.1 \
     --data-dir "$DIR/data" >"$DIR/server.log" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
 C=(--server "127.0.0.1:$PORT" --sessions 16 --depth 8 --value-size 100 --keys 1000 -q --json
    --read-ratio 0.9 --multi-ops 10 --warmup 0s)
 [ "$RATE" != max ] && C+=(--rate "$RATE")
