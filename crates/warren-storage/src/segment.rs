@@ -63,8 +63,8 @@ fn record_crc(index: u64, payload: &[u8]) -> u32 {
     crc32c_append(crc32c(&index.to_le_bytes()), payload)
 }
 
-/// Appends one encoded record to `buf`, then re-reads it to check the encoding (the write half
-/// of the checksum pair; the read half is in `parse_record`).
+/// Appends one encoded record to `buf` with its checksum (the write half of the checksum pair;
+/// the read half is in `parse_record`). Debug builds re-read it to check the encoding.
 pub(crate) fn encode_record(buf: &mut Vec<u8>, index: u64, payload: &[u8]) {
     let start = buf.len();
     // Callers bound payloads by `batch_bytes_max`, which is a u32, so this cannot truncate.
