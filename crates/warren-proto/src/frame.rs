@@ -47,7 +47,16 @@ pub fn check_frame_len(len: i32, max: usize) -> Result<usize, FrameError> {
 /// Builds a complete frame in one vector: reserves the prefix, lets `body` append, then
 /// fills the prefix in.
 pub fn encode_frame(body: impl FnOnce(&mut Writer)) -> Vec<u8> {
-    let mut w = Writer::with_capacity(128);
+    encode_frame_with_capacity(FRAME_CAPACITY_DEFAULT, body)
+}
+
+/// Bytes reserved for a frame of unknown size: a reply header with a stat and a short path.
+const FRAME_CAPACITY_DEFAULT: usize = 128;
+
+/// [`encode_frame`] into a vector of `capacity` bytes (the prefix included), for frames
+/// whose size the caller knows, so the vector is allocated once.
+pub fn encode_frame_with_capacity(capacity: usize, body: impl FnOnce(&mut Writer)) -> Vec<u8> {
+    let mut w = Writer::with_capacity(capacity);
     w.int(0);
     body(&mut w);
     let mut v = w.into_vec();

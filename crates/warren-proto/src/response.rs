@@ -4,7 +4,7 @@
 //! Twin of `ServerCnxn.sendResponse` (header, then the body record if there is one),
 //! `MultiResponse` and `NIOServerCnxn.process` (notifications).
 
-use crate::frame::encode_frame;
+use crate::frame::{encode_frame, encode_frame_with_capacity};
 use crate::jute::{DecodeError, Reader, Record, Writer};
 use crate::records::{
     ConnectResponse, Create2Response, CreateResponse, ErrorResponse, GetChildrenResponse,
@@ -23,6 +23,27 @@ where
         if let Some(b) = body {
             b.encode(w);
         }
+    })
+}
+
+/// Bytes of a frame's length prefix and reply header (xid, zxid, err).
+const REPLY_HEADER_FRAME_BYTES: usize = 4 + 4 + 8 + 4;
+
+/// Bytes of an encoded [`Stat`].
+const STAT_BYTES: usize = 68;
+
+/// A successful getData reply frame, the same bytes as [`encode_reply`] of a
+/// [`GetDataResponse`], written from borrowed data into one exactly sized vector: the hot
+/// read path neither copies the data into a response record nor grows the frame.
+pub fn encode_get_data_reply(xid: Xid, zxid: Zxid, data: Option<&[u8]>, stat: &Stat) -> Vec<u8> {
+    let capacity = REPLY_HEADER_FRAME_BYTES + 4 + data.map_or(0, <[u8]>::len) + STAT_BYTES;
+    encode_frame_with_capacity(capacity, |w| {
+        ReplyHeader::new(xid, zxid, ErrorCode::Ok).encode(w);
+        match data {
+            Some(d) => w.buffer(d),
+            None => w.null_buffer(),
+        };
+        stat.encode(w);
     })
 }
 
@@ -209,6 +230,40 @@ impl Record for MultiResponse {
                 return Ok(MultiResponse { results });
             }
             results.push(OpResult::decode(&h, r)?);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_data_reply_is_the_record_encoding_in_one_exact_allocation() {
+        let stat = Stat {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: 6,
+            aversion: 7,
+            ephemeral_owner: 8,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
+        for data in [None, Some(&b""[..]), Some(&[7u8; 100][..])] {
+            let want = encode_reply(
+                &ReplyHeader::new(Xid(42), Zxid(99), ErrorCode::Ok),
+                Some(&GetDataResponse {
+                    data: data.map(<[u8]>::to_vec),
+                    stat,
+                }),
+            );
+            let got = encode_get_data_reply(Xid(42), Zxid(99), data, &stat);
+            assert_eq!(got, want, "data {data:?}");
+            assert_eq!(got.capacity(), got.len(), "sized exactly for data {data:?}");
         }
     }
 }

@@ -342,6 +342,12 @@ impl RaftNode {
         self.core.raft.metrics().borrow_watched().clone()
     }
 
+    /// The leader as openraft's metrics know it, read in place: `route` runs once per write,
+    /// and cloning the whole metrics (membership, replication map) cost several allocations.
+    fn current_leader(&self) -> Option<u64> {
+        self.core.raft.metrics().borrow_watched().current_leader
+    }
+
     /// The peer address of `id`: the effective membership's, else the configuration's.
     fn addr_of(&self, id: u64) -> Option<String> {
         self.core
@@ -353,7 +359,7 @@ impl RaftNode {
     /// to three maximal election timeouts for a leader to be known.
     async fn route(&self) -> Result<Route, ProposeError> {
         self.core.check_running()?;
-        let mut leader = self.metrics().current_leader;
+        let mut leader = self.current_leader();
         if leader.is_none() {
             let wait = self.core.raft.wait(Some(self.cfg.leader_wait()));
             leader = match wait
@@ -430,11 +436,16 @@ impl RaftNode {
     /// (`NotLeader`, `Indeterminate`) and none of the later ones precede them, while their
     /// outcomes are awaited concurrently. With no leader known, waits up to three election
     /// timeouts for one, then `NotLeader`.
+    ///
+    /// `payload` may be a `Vec<u8>` or [`Bytes`]: on the leader the entry keeps these very
+    /// bytes (no copy), so a caller holding a clone of the `Bytes` can recognise its own entry
+    /// when it is applied by the address of its data.
     pub async fn submit(
         &self,
-        payload: Vec<u8>,
+        payload: impl Into<Bytes>,
     ) -> Result<impl Future<Output = Result<u64, ProposeError>> + Send + 'static, ProposeError>
     {
+        let payload: Bytes = payload.into();
         if payload.len() > PAYLOAD_BYTES_MAX {
             return Err(ProposeError::Rejected(format!(
                 "payload of {} bytes exceeds {PAYLOAD_BYTES_MAX}",
@@ -443,7 +454,7 @@ impl RaftNode {
         }
         let (id, addr) = match self.route().await? {
             Route::Local => {
-                let fut = self.core.submit_local(Bytes::from(payload)).await?;
+                let fut = self.core.submit_local(payload).await?;
                 return Ok(Either::Left(fut));
             }
             Route::Remote(id, addr) => (id, addr),
@@ -451,7 +462,10 @@ impl RaftNode {
         let link = self.links.get(id, &addr);
         let leader = (id, addr);
         let waiting = link
-            .request(|rid| ClientRequest::Forward { id: rid, payload })
+            .request(|rid| ClientRequest::Forward {
+                id: rid,
+                payload: Vec::from(payload),
+            })
             .await
             .map_err(|e| self.link_error(leader.clone(), e))?;
         let raft = self.core.raft.clone();

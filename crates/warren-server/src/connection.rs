@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tracing::{debug, info};
 use warren_proto::frame::{FrameError, LEN_BYTES, check_frame_len, decode_len, four_letter_word};
 use warren_proto::records::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader};
@@ -141,15 +141,21 @@ async fn read_body<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> Result<Vec<u8
     Ok(body)
 }
 
+/// Bytes read from a client socket at once (requests are parsed out of this buffer).
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 async fn read_loop<R>(
     ctx: &Arc<ServerCtx>,
     conn: &Arc<Conn>,
-    mut r: R,
+    r: R,
     ids: Vec<Id>,
 ) -> Result<(), ConnError>
 where
     R: AsyncRead + Unpin,
 {
+    // One `recv` brings in every request the client pipelined (a closed-loop client sends
+    // its whole window at once); unbuffered, each request cost two `recv`s (length, body).
+    let mut r = BufReader::with_capacity(READ_BUFFER_BYTES, r);
     let max = ctx.cfg.limits.packet_bytes_max as usize;
     let handshake = std::time::Duration::from_millis(ctx.cfg.limits.handshake_timeout_ms.into());
     let mut first = [0u8; LEN_BYTES];
@@ -171,6 +177,9 @@ where
     };
     let mut auth: Vec<Id> = vec![Id::new("ip", conn.peer.ip().to_string())];
     auth.extend(ids);
+    // The identities as every request's caller sees them: shared, rebuilt only when `auth`
+    // changes (addauth, sasl), not cloned per request.
+    let mut caller_auth: Arc<[Id]> = auth.clone().into();
     let mut sasl = DigestMd5Server::new(ctx.sasl_users.clone());
     loop {
         // Each request read holds an in-flight permit until it is answered; with none free
@@ -215,6 +224,7 @@ where
                                 auth.push(id);
                             }
                         }
+                        caller_auth = auth.clone().into();
                         // In FIFO order, like sasl: a client may send addauth right behind
                         // the handshake, whose answer must come first. The answer echoes
                         // the request's xid as ZooKeeper's does: the Java client sends -4,
@@ -240,11 +250,12 @@ where
                     return Err(ConnError::AuthFailed);
                 }
                 auth.extend(reply.identity.filter(|id| !auth.contains(id)));
+                caller_auth = auth.clone().into();
             }
             request => {
                 let caller = Caller {
                     session,
-                    auth: auth.clone().into(),
+                    auth: caller_auth.clone(),
                 };
                 dispatch(ctx, conn, header.xid, request, &caller);
             }

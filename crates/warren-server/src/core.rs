@@ -9,9 +9,11 @@
 //! this write). Since everything is queued before the lock is released, a client always
 //! receives an event before any reply that reflects the change.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use warren_proto::records::ConnectResponse;
 use warren_proto::response::encode_connect_response;
@@ -63,6 +65,9 @@ pub struct Shared {
     /// The server's in-flight permits (`requests_in_flight_max`, ZooKeeper's
     /// `globalOutstandingLimit`).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Commands this server's connections proposed and that are not yet applied or failed,
+    /// by the address of their encoded bytes (see [`Shared::remember_proposed`]).
+    proposed: Mutex<HashMap<usize, (Bytes, Command)>>,
 }
 
 impl Shared {
@@ -76,7 +81,31 @@ impl Shared {
             expiry: Mutex::new(ExpiryQueue::new(tick_ms)),
             started: Instant::now(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(in_flight_max.max(1))),
+            proposed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps `cmd`, just encoded as `payload`, so that its apply on this server (the leader,
+    /// whose log entry holds these very bytes) takes it as it is instead of decoding it again.
+    /// The entry holds a clone of `payload`, which keeps its allocation alive: while it is
+    /// here no other payload can have the same address, so the address identifies it.
+    pub fn remember_proposed(&self, payload: Bytes, cmd: Command) {
+        let key = payload.as_ptr() as usize;
+        self.proposed.lock().insert(key, (payload, cmd));
+    }
+
+    /// Drops the command kept for `payload`, if still there (its outcome is known: applied
+    /// here already, applied from another copy of the bytes, or failed).
+    pub fn forget_proposed(&self, payload: &Bytes) {
+        self.proposed.lock().remove(&(payload.as_ptr() as usize));
+    }
+
+    /// The command kept for the entry whose bytes are `payload`, if this server proposed it
+    /// and the entry still holds the bytes it proposed.
+    fn take_proposed(&self, payload: &[u8]) -> Option<Command> {
+        let (bytes, cmd) = self.proposed.lock().remove(&(payload.as_ptr() as usize))?;
+        // The same address and length are the same immutable bytes.
+        (bytes.len() == payload.len()).then_some(cmd)
     }
 
     /// Monotonic milliseconds since start, for session deadlines.
@@ -236,6 +265,12 @@ impl ServerStateMachine {
 
 impl warren_raft::StateMachine for ServerStateMachine {
     fn apply(&mut self, _index: u64, payload: &[u8]) {
+        if let Some(cmd) = self.shared.take_proposed(payload) {
+            // Assertions in pairs: the kept command is what the log entry says.
+            debug_assert_eq!(Command::decode(payload).ok().as_ref(), Some(&cmd));
+            self.shared.apply_command(&cmd);
+            return;
+        }
         // A committed entry that does not decode means the log holds bytes this version
         // cannot read: stop rather than diverge from the other replicas.
         let cmd = Command::decode(payload)

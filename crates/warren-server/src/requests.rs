@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use warren_proto::records::{
     ClientInfo, Create2Response, CreateResponse, ErrorResponse, ExistsResponse, GetAclResponse,
-    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
-    GetEphemeralsResponse, ReplyHeader, SetAclResponse, SetDataResponse, SyncResponse,
-    WatcherEvent, WhoAmIResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetEphemeralsResponse,
+    ReplyHeader, SetAclResponse, SetDataResponse, SyncResponse, WatcherEvent, WhoAmIResponse,
 };
 use warren_proto::request::{MultiOp, ReadOp, Request};
 use warren_proto::response::{
-    MultiResponse, OpResult, encode_error, encode_notification, encode_reply, encode_reply_header,
+    MultiResponse, OpResult, encode_error, encode_get_data_reply, encode_notification,
+    encode_reply, encode_reply_header,
 };
 use warren_proto::{
     Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, OpCode, SessionId, Xid,
@@ -347,14 +347,7 @@ fn run_read(
             if r.watch {
                 ctx.watches.add_standard(s, &r.path, WatchSet::Data);
             }
-            reply(
-                xid,
-                zxid,
-                &GetDataResponse {
-                    data: data.map(<[u8]>::to_vec),
-                    stat,
-                },
-            )
+            encode_get_data_reply(xid, zxid, data, &stat)
         }
         Request::GetChildren(r) => {
             let children = readable(tree, &r.path, caller, DataTree::children)?;

@@ -1,59 +1,13 @@
-//! CRC32C (Castagnoli), slicing-by-8, computed in safe Rust.
+//! CRC32C (Castagnoli), the checksum of every record, snapshot and blob.
 //!
-//! Written here rather than taken from a crate to keep the dependency list at `thiserror` and
-//! `tracing`; at roughly 1-2 GB/s it is far faster than the fsyncs it guards.
-
-const POLY: u32 = 0x82F6_3B78;
-
-const TABLES: [[u32; 256]; 8] = make_tables();
-
-const fn make_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 256 {
-        let mut s = 1;
-        while s < 8 {
-            let prev = t[s - 1][i];
-            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            s += 1;
-        }
-        i += 1;
-    }
-    t
-}
+//! Computed by the `crc32c` crate: SSE4.2's `crc32` instruction where the CPU has it (every
+//! x86-64 server of the last decade), a table-driven fallback elsewhere. The slicing-by-8 code
+//! that was here ran ~1.65% of a setData's instructions in the log append and ~9% of a
+//! restart's CPU over the snapshot.
 
 /// Extends a CRC32C `crc` (0 for a fresh one) over `data`.
 pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
-    let t = &TABLES;
-    let mut c = !crc;
-    let mut chunks = data.chunks_exact(8);
-    for ch in &mut chunks {
-        let lo = u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]) ^ c;
-        let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-        c = t[7][(lo & 0xff) as usize]
-            ^ t[6][((lo >> 8) & 0xff) as usize]
-            ^ t[5][((lo >> 16) & 0xff) as usize]
-            ^ t[4][(lo >> 24) as usize]
-            ^ t[3][(hi & 0xff) as usize]
-            ^ t[2][((hi >> 8) & 0xff) as usize]
-            ^ t[1][((hi >> 16) & 0xff) as usize]
-            ^ t[0][(hi >> 24) as usize];
-    }
-    for &b in chunks.remainder() {
-        c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
+    ::crc32c::crc32c_append(crc, data)
 }
 
 /// CRC32C of `data`.

@@ -260,8 +260,12 @@ impl SegmentLog {
     }
 
     fn append_unchecked(&mut self, records: &[(u64, &[u8])]) -> Result<()> {
-        let mut buf = Vec::new();
-        let mut offsets = Vec::new();
+        let bytes: u64 = records
+            .iter()
+            .map(|(_, p)| RECORD_HEADER_BYTES + p.len() as u64)
+            .sum();
+        let mut buf = Vec::with_capacity(usize::try_from(bytes).unwrap_or(0));
+        let mut offsets = Vec::with_capacity(records.len());
         for &(index, payload) in records {
             let record_bytes = RECORD_HEADER_BYTES + payload.len() as u64;
             let roll = match self.segments.last() {
