@@ -117,6 +117,11 @@ impl Snapshots {
 pub(crate) struct SmAdapter {
     applied: Mutex<Applied>,
     snapshots: Snapshots,
+    /// The snapshot just installed from the store at start-up, handed back (moved, once)
+    /// to openraft's next `get_current_snapshot`: at start-up openraft installs the newest
+    /// snapshot and then, after replaying the log tail, asks for it again only to learn its
+    /// metadata. Without this the whole file would be read and checksummed a second time.
+    installed: Option<Snapshot>,
 }
 
 impl SmAdapter {
@@ -128,6 +133,7 @@ impl SmAdapter {
                 membership: StoredMembership::default(),
             }),
             snapshots,
+            installed: None,
         }
     }
 
@@ -138,6 +144,8 @@ impl SmAdapter {
     }
 
     fn builder(&mut self) -> SnapshotBuilder {
+        // A newer snapshot supersedes the one kept from start-up.
+        self.installed = None;
         let applied = self.applied();
         let data = applied.sm.snapshot();
         let meta = SnapshotMeta {
@@ -218,13 +226,25 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
         tracing::info!(index, "snapshot installed into the state machine");
         // On restart openraft installs the snapshot it just read from the store: no re-save.
         let already = *lock(&self.snapshots.newest) == Some(index);
-        if !already {
+        if already {
+            self.installed = Some(Snapshot {
+                meta: meta.clone(),
+                snapshot,
+            });
+        } else {
+            self.installed = None;
             self.snapshots.save(meta, Arc::new(snapshot)).await?;
         }
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let newest = *lock(&self.snapshots.newest);
+        if let Some(s) = self.installed.take()
+            && newest.is_some_and(|n| Some(n) == s.meta.last_log_id.map(|l| l.index))
+        {
+            return Ok(Some(s));
+        }
         self.snapshots.load_latest().await
     }
 }

@@ -126,10 +126,17 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
 pub(crate) fn write_atomic(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_parts(disk, path, &[bytes])
+}
+
+/// [`write_atomic`] of the concatenation of `parts`, without building it in memory.
+pub(crate) fn write_atomic_parts(disk: &dyn Disk, path: &Path, parts: &[&[u8]]) -> Result<()> {
     let dir = parent(path);
     let tmp = tmp_path(path);
     let mut file = disk.create(&tmp).map_err(io_err(&tmp, "create"))?;
-    file.append(bytes).map_err(io_err(&tmp, "write"))?;
+    for part in parts {
+        file.append(part).map_err(io_err(&tmp, "write"))?;
+    }
     file.sync().map_err(io_err(&tmp, "fsync"))?;
     drop(file);
     disk.rename(&tmp, path).map_err(io_err(path, "rename"))?;
