@@ -82,6 +82,7 @@ struct MemDisk {
 pub struct MemBackend {
     disk: Arc<Mutex<MemDisk>>,
     fsyncs: Arc<AtomicU64>,
+    snapshot_loads: Arc<AtomicU64>,
     fail_sync: Arc<AtomicBool>,
 }
 
@@ -94,6 +95,11 @@ impl MemBackend {
     /// How many log fsyncs have been done.
     pub fn fsyncs(&self) -> u64 {
         self.fsyncs.load(Ordering::SeqCst)
+    }
+
+    /// How many times a snapshot has been loaded (read whole) from this directory.
+    pub fn snapshot_loads(&self) -> u64 {
+        self.snapshot_loads.load(Ordering::SeqCst)
     }
 
     /// From now on every log `sync` fails (an EIO from the disk).
@@ -214,6 +220,9 @@ impl SnapshotBackend for MemSnapshots {
 
     fn load_latest(&self) -> BackendResult<Option<StoredSnapshot>> {
         let disk = lock(&self.0.disk);
+        if !disk.snapshots.is_empty() {
+            self.0.snapshot_loads.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(disk
             .snapshots
             .iter()
