@@ -51,6 +51,11 @@ pub type StoredSnapshot = (u64, Vec<u8>, Vec<u8>);
 pub trait SnapshotBackend: Send + 'static {
     /// Saves a snapshot durably.
     fn save(&mut self, index: u64, meta: &[u8], data: &[u8]) -> BackendResult<()>;
+    /// [`SnapshotBackend::save`] of owned data, which the store may release as soon as it
+    /// is written, before the data is durable.
+    fn save_owned(&mut self, index: u64, meta: &[u8], data: Vec<u8>) -> BackendResult<()> {
+        self.save(index, meta, &data)
+    }
     /// The snapshot with the greatest index, if any.
     fn load_latest(&self) -> BackendResult<Option<StoredSnapshot>>;
     /// Keeps the newest `keep` snapshots and removes the rest.

@@ -63,18 +63,19 @@ impl Snapshots {
     }
 
     /// Saves a snapshot and purges old ones, on a blocking thread.
-    async fn save(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> io::Result<()> {
+    async fn save(&self, meta: &SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
         let index = meta.last_log_id.map_or(0, |l| l.index);
         let meta_bytes = codec::encode_snapshot_meta(meta);
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut store = lock(&this.store);
+            let bytes = data.len();
             store
-                .save(index, &meta_bytes, &data)
+                .save_owned(index, &meta_bytes, data)
                 .and_then(|()| store.purge(this.keep))
                 .map_err(|e| io::Error::other(e.0))?;
             *lock(&this.newest) = Some(index);
-            tracing::info!(index, bytes = data.len(), "snapshot saved");
+            tracing::info!(index, bytes, "snapshot saved");
             Ok(())
         })
         .await
@@ -233,7 +234,7 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
             });
         } else {
             self.installed = None;
-            self.snapshots.save(meta, Arc::new(snapshot)).await?;
+            self.snapshots.save(meta, snapshot).await?;
         }
         Ok(())
     }
@@ -259,13 +260,16 @@ pub(crate) struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = Vec<u8>;
 
+    /// Saves the snapshot and returns its metadata with EMPTY data: openraft only reads
+    /// the metadata of a snapshot it asked to build (replication and restarts read it back
+    /// through `get_current_snapshot`), and the store releases the bytes as soon as they
+    /// are written, before the fsync, so a large snapshot is not held in memory meanwhile.
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let data = Arc::new(std::mem::take(&mut self.data));
-        self.snapshots.save(&self.meta, data.clone()).await?;
-        let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
+        let data = std::mem::take(&mut self.data);
+        self.snapshots.save(&self.meta, data).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: data,
+            snapshot: Vec::new(),
         })
     }
 }
