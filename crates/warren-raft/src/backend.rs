@@ -51,6 +51,11 @@ pub type StoredSnapshot = (u64, Vec<u8>, Vec<u8>);
 pub trait SnapshotBackend: Send + 'static {
     /// Saves a snapshot durably.
     fn save(&mut self, index: u64, meta: &[u8], data: &[u8]) -> BackendResult<()>;
+    /// [`SnapshotBackend::save`] of owned data, which the store may release as soon as it
+    /// is written, before the data is durable.
+    fn save_owned(&mut self, index: u64, meta: &[u8], data: Vec<u8>) -> BackendResult<()> {
+        self.save(index, meta, &data)
+    }
     /// The snapshot with the greatest index, if any.
     fn load_latest(&self) -> BackendResult<Option<StoredSnapshot>>;
     /// Keeps the newest `keep` snapshots and removes the rest.
@@ -82,6 +87,7 @@ struct MemDisk {
 pub struct MemBackend {
     disk: Arc<Mutex<MemDisk>>,
     fsyncs: Arc<AtomicU64>,
+    snapshot_loads: Arc<AtomicU64>,
     fail_sync: Arc<AtomicBool>,
 }
 
@@ -94,6 +100,11 @@ impl MemBackend {
     /// How many log fsyncs have been done.
     pub fn fsyncs(&self) -> u64 {
         self.fsyncs.load(Ordering::SeqCst)
+    }
+
+    /// How many times a snapshot has been loaded (read whole) from this directory.
+    pub fn snapshot_loads(&self) -> u64 {
+        self.snapshot_loads.load(Ordering::SeqCst)
     }
 
     /// From now on every log `sync` fails (an EIO from the disk).
@@ -214,6 +225,9 @@ impl SnapshotBackend for MemSnapshots {
 
     fn load_latest(&self) -> BackendResult<Option<StoredSnapshot>> {
         let disk = lock(&self.0.disk);
+        if !disk.snapshots.is_empty() {
+            self.0.snapshot_loads.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(disk
             .snapshots
             .iter()

@@ -63,18 +63,19 @@ impl Snapshots {
     }
 
     /// Saves a snapshot and purges old ones, on a blocking thread.
-    async fn save(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> io::Result<()> {
+    async fn save(&self, meta: &SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
         let index = meta.last_log_id.map_or(0, |l| l.index);
         let meta_bytes = codec::encode_snapshot_meta(meta);
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut store = lock(&this.store);
+            let bytes = data.len();
             store
-                .save(index, &meta_bytes, &data)
+                .save_owned(index, &meta_bytes, data)
                 .and_then(|()| store.purge(this.keep))
                 .map_err(|e| io::Error::other(e.0))?;
             *lock(&this.newest) = Some(index);
-            tracing::info!(index, bytes = data.len(), "snapshot saved");
+            tracing::info!(index, bytes, "snapshot saved");
             Ok(())
         })
         .await
@@ -117,6 +118,11 @@ impl Snapshots {
 pub(crate) struct SmAdapter {
     applied: Mutex<Applied>,
     snapshots: Snapshots,
+    /// The snapshot just installed from the store at start-up, handed back (moved, once)
+    /// to openraft's next `get_current_snapshot`: at start-up openraft installs the newest
+    /// snapshot and then, after replaying the log tail, asks for it again only to learn its
+    /// metadata. Without this the whole file would be read and checksummed a second time.
+    installed: Option<Snapshot>,
 }
 
 impl SmAdapter {
@@ -128,6 +134,7 @@ impl SmAdapter {
                 membership: StoredMembership::default(),
             }),
             snapshots,
+            installed: None,
         }
     }
 
@@ -138,6 +145,8 @@ impl SmAdapter {
     }
 
     fn builder(&mut self) -> SnapshotBuilder {
+        // A newer snapshot supersedes the one kept from start-up.
+        self.installed = None;
         let applied = self.applied();
         let data = applied.sm.snapshot();
         let meta = SnapshotMeta {
@@ -218,13 +227,25 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
         tracing::info!(index, "snapshot installed into the state machine");
         // On restart openraft installs the snapshot it just read from the store: no re-save.
         let already = *lock(&self.snapshots.newest) == Some(index);
-        if !already {
-            self.snapshots.save(meta, Arc::new(snapshot)).await?;
+        if already {
+            self.installed = Some(Snapshot {
+                meta: meta.clone(),
+                snapshot,
+            });
+        } else {
+            self.installed = None;
+            self.snapshots.save(meta, snapshot).await?;
         }
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let newest = *lock(&self.snapshots.newest);
+        if let Some(s) = self.installed.take()
+            && newest.is_some_and(|n| Some(n) == s.meta.last_log_id.map(|l| l.index))
+        {
+            return Ok(Some(s));
+        }
         self.snapshots.load_latest().await
     }
 }
@@ -239,13 +260,16 @@ pub(crate) struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = Vec<u8>;
 
+    /// Saves the snapshot and returns its metadata with EMPTY data: openraft only reads
+    /// the metadata of a snapshot it asked to build (replication and restarts read it back
+    /// through `get_current_snapshot`), and the store releases the bytes as soon as they
+    /// are written, before the fsync, so a large snapshot is not held in memory meanwhile.
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let data = Arc::new(std::mem::take(&mut self.data));
-        self.snapshots.save(&self.meta, data.clone()).await?;
-        let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
+        let data = std::mem::take(&mut self.data);
+        self.snapshots.save(&self.meta, data).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: data,
+            snapshot: Vec::new(),
         })
     }
 }

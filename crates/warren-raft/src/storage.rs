@@ -135,6 +135,10 @@ impl SnapshotBackend for Snapshots {
         self.0.save(index, meta, data).map_err(err)
     }
 
+    fn save_owned(&mut self, index: u64, meta: &[u8], data: Vec<u8>) -> BackendResult<()> {
+        self.0.save_owned(index, meta, data).map_err(err)
+    }
+
     fn load_latest(&self) -> BackendResult<Option<StoredSnapshot>> {
         self.0.load_latest().map_err(err)
     }

@@ -135,6 +135,48 @@ async fn snapshots_are_taken_purged_and_restored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_the_newest_snapshot_once() {
+    let mem = MemBackend::new();
+    let mut cfg = RaftConfig::standalone("/unused");
+    cfg.snapshot_every_entries = 10;
+    cfg.log_entries_kept_behind_snapshot = 3;
+
+    // Enough proposals for a snapshot, and a few after it.
+    let sm = ListSm::default();
+    let node = start_mem(&cfg, &sm, &mem).await;
+    for i in 0..25 {
+        node.propose(payload(i)).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.status().snapshot_index.is_none_or(|s| s < 10) {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot: {:?}",
+            node.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let snapshot = node.status().snapshot_index;
+    let list = sm.list();
+    node.shutdown().await;
+
+    // The restart restores from the snapshot and replays the tail, reading the file once
+    // (openraft asks for the current snapshot again after installing it).
+    let before = mem.snapshot_loads();
+    let sm2 = ListSm::default();
+    let node = start_mem(&cfg, &sm2, &mem).await;
+    assert_eq!(sm2.restores.load(Ordering::SeqCst), 1);
+    assert_eq!(sm2.list(), list);
+    assert_eq!(
+        mem.snapshot_loads() - before,
+        1,
+        "snapshot reads at restart"
+    );
+    assert!(node.status().snapshot_index >= snapshot);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_index_is_a_barrier_on_the_leader() {
     let mem = MemBackend::new();
     let cfg = RaftConfig::standalone("/unused");

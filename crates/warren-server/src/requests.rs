@@ -19,10 +19,10 @@ use warren_proto::response::{
     encode_reply, encode_reply_header,
 };
 use warren_proto::{
-    Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, OpCode, SessionId, Xid,
-    Zxid, perms,
+    Acl, AddWatchMode, CreateMode, ErrorCode, EventType, Id, KeeperState, OpCode, SessionId, Stat,
+    Xid, Zxid, perms,
 };
-use warren_tree::{DataTree, Op, Outcome};
+use warren_tree::{DataTree, NodeRef, Op, Outcome};
 
 use crate::conn::{ReadCtx, ReadFn, WriteKind};
 use crate::watch::WatchSet;
@@ -333,31 +333,34 @@ fn run_read(
     let s = caller.session;
     Ok(match req {
         Request::Exists(r) => {
-            if tree.stat(&r.path).is_some() {
-                check(tree, &r.path, perms::READ, caller)?;
-            }
+            // A missing node still gets its watch (it fires on creation); NoAuth does not.
+            let stat = match readable(tree, &r.path, caller, |n| n.stat()) {
+                Ok(stat) => Some(stat),
+                Err(ErrorCode::NoNode) => None,
+                Err(e) => return Err(e),
+            };
             if r.watch {
                 ctx.watches.add_standard(s, &r.path, WatchSet::Data);
             }
-            let stat = tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+            let stat = stat.ok_or(ErrorCode::NoNode)?;
             reply(xid, zxid, &ExistsResponse { stat })
         }
         Request::GetData(r) => {
-            let (data, stat) = readable(tree, &r.path, caller, DataTree::get_data)?;
+            let (data, stat) = readable(tree, &r.path, caller, data_and_stat)?;
             if r.watch {
                 ctx.watches.add_standard(s, &r.path, WatchSet::Data);
             }
             encode_get_data_reply(xid, zxid, data, &stat)
         }
         Request::GetChildren(r) => {
-            let children = readable(tree, &r.path, caller, DataTree::children)?;
+            let children = readable(tree, &r.path, caller, child_names)?;
             if r.watch {
                 ctx.watches.add_standard(s, &r.path, WatchSet::Child);
             }
             reply(xid, zxid, &GetChildrenResponse { children })
         }
         Request::GetChildren2(r) => {
-            let (children, stat) = readable(tree, &r.path, caller, DataTree::children_with_stat)?;
+            let (children, stat) = readable(tree, &r.path, caller, |n| (child_names(n), n.stat()))?;
             if r.watch {
                 ctx.watches.add_standard(s, &r.path, WatchSet::Child);
             }
@@ -374,7 +377,8 @@ fn run_read(
             reply(xid, zxid, &GetAclResponse { acl, stat })
         }
         Request::GetAllChildrenNumber(r) => {
-            let total_number = readable(tree, &r.path, caller, DataTree::all_children_number)?;
+            readable(tree, &r.path, caller, |_| ())?;
+            let total_number = tree.all_children_number(&r.path).ok_or(ErrorCode::NoNode)?;
             reply(xid, zxid, &GetAllChildrenNumberResponse { total_number })
         }
         Request::GetEphemerals(r) => {
@@ -443,27 +447,32 @@ fn check(tree: &DataTree, path: &str, perm: i32, caller: &Caller) -> Result<(), 
     tree.check_acl(path, perm, &caller.auth)
 }
 
-/// Looks the node up, checks READ, then reads it.
+/// Looks the node up once, checks READ, then reads it.
 fn readable<'t, T>(
     tree: &'t DataTree,
     path: &str,
     caller: &Caller,
-    read: impl FnOnce(&'t DataTree, &str) -> Option<T>,
+    read: impl FnOnce(NodeRef<'t>) -> T,
 ) -> Result<T, ErrorCode> {
-    check(tree, path, perms::READ, caller)?;
-    read(tree, path).ok_or(ErrorCode::NoNode)
+    tree.read(path, perms::READ, &caller.auth).map(read)
+}
+
+fn data_and_stat(n: NodeRef<'_>) -> (Option<&[u8]>, Stat) {
+    (n.data(), n.stat())
+}
+
+fn child_names(n: NodeRef<'_>) -> Vec<String> {
+    n.children().map(str::to_owned).collect()
 }
 
 fn read_op(tree: &DataTree, op: ReadOp, caller: &Caller) -> OpResult {
     let result = match op {
-        ReadOp::GetChildren(r) => readable(tree, &r.path, caller, DataTree::children)
+        ReadOp::GetChildren(r) => readable(tree, &r.path, caller, child_names)
             .map(|children| OpResult::GetChildren { children }),
         ReadOp::GetData(r) => {
-            readable(tree, &r.path, caller, DataTree::get_data).map(|(data, stat)| {
-                OpResult::GetData {
-                    data: data.map(<[u8]>::to_vec),
-                    stat,
-                }
+            readable(tree, &r.path, caller, data_and_stat).map(|(data, stat)| OpResult::GetData {
+                data: data.map(<[u8]>::to_vec),
+                stat,
             })
         }
     };

@@ -126,10 +126,39 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
 pub(crate) fn write_atomic(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent(path);
+    write_atomic_parts(disk, path, &[bytes])
+}
+
+/// [`write_atomic`] of the concatenation of `parts`, without building it in memory.
+pub(crate) fn write_atomic_parts(disk: &dyn Disk, path: &Path, parts: &[&[u8]]) -> Result<()> {
+    let file = write_tmp(disk, path, parts)?;
+    finish_tmp(disk, path, file)
+}
+
+/// The first half of [`write_atomic_parts`]: `parts` written to the temp file of `path`,
+/// not yet durable (the caller may release the parts' memory before the slow fsync).
+pub(crate) fn write_tmp(
+    disk: &dyn Disk,
+    path: &Path,
+    parts: &[&[u8]],
+) -> Result<Box<dyn crate::DiskFile>> {
     let tmp = tmp_path(path);
     let mut file = disk.create(&tmp).map_err(io_err(&tmp, "create"))?;
-    file.append(bytes).map_err(io_err(&tmp, "write"))?;
+    for part in parts {
+        file.append(part).map_err(io_err(&tmp, "write"))?;
+    }
+    Ok(file)
+}
+
+/// The second half of [`write_atomic_parts`]: fsync the temp file, rename it to `path`,
+/// fsync the directory.
+pub(crate) fn finish_tmp(
+    disk: &dyn Disk,
+    path: &Path,
+    mut file: Box<dyn crate::DiskFile>,
+) -> Result<()> {
+    let dir = parent(path);
+    let tmp = tmp_path(path);
     file.sync().map_err(io_err(&tmp, "fsync"))?;
     drop(file);
     disk.rename(&tmp, path).map_err(io_err(path, "rename"))?;

@@ -50,18 +50,53 @@ impl SnapshotStore {
 
     /// Saves a snapshot named by `name_index` (replacing one of the same index); durable and
     /// complete when this returns, invisible if it does not.
+    ///
+    /// The file is written from its parts (header, meta, data, checksum): the data, which
+    /// may be hundreds of MB, is never copied.
     pub fn save(&mut self, name_index: u64, meta: &[u8], data: &[u8]) -> Result<()> {
-        let path = self.path_of(name_index);
-        let bytes = encode(name_index, meta, data)?;
-        // The write half of the checksum pair: what we are about to write must read back.
-        let (index, m, d) = decode(&path, &bytes)?;
-        assert!(
-            index == name_index && m == meta && d == data,
-            "encoded snapshot {name_index} does not re-read"
-        );
-        blob::write_atomic(self.disk.as_ref(), &path, &bytes)?;
-        tracing::info!(file = %path.display(), index = name_index, bytes = bytes.len(), "snapshot saved");
+        let (path, header, trailer) = self.prepare(name_index, meta, data)?;
+        let file = blob::write_tmp(self.disk.as_ref(), &path, &[&header, meta, data, &trailer])?;
+        blob::finish_tmp(self.disk.as_ref(), &path, file)?;
+        tracing::info!(file = %path.display(), index = name_index, bytes = data.len(), "snapshot saved");
         Ok(())
+    }
+
+    /// [`SnapshotStore::save`] of owned data, released as soon as it is written to the
+    /// file, before the fsync (which, for a large snapshot on a busy disk, can take
+    /// seconds): the process does not hold the snapshot's memory while the disk catches up.
+    pub fn save_owned(&mut self, name_index: u64, meta: &[u8], data: Vec<u8>) -> Result<()> {
+        let (path, header, trailer) = self.prepare(name_index, meta, &data)?;
+        let file = blob::write_tmp(self.disk.as_ref(), &path, &[&header, meta, &data, &trailer])?;
+        let bytes = data.len();
+        drop(data);
+        blob::finish_tmp(self.disk.as_ref(), &path, file)?;
+        tracing::info!(file = %path.display(), index = name_index, bytes, "snapshot saved");
+        Ok(())
+    }
+
+    /// The path, header and trailer of a snapshot file, checked.
+    fn prepare(
+        &self,
+        name_index: u64,
+        meta: &[u8],
+        data: &[u8],
+    ) -> Result<(PathBuf, Vec<u8>, [u8; 4])> {
+        let path = self.path_of(name_index);
+        let (header, trailer) = encode(name_index, meta, data)?;
+        // The write half of the checksum pair: the header must read back as what we are
+        // about to write, and the checksum must cover meta and data as a reader takes them.
+        let total = (header.len() + meta.len() + data.len() + trailer.len()) as u64;
+        let (index, meta_len, data_len) = decode_header(&path, &header, total)?;
+        assert!(
+            index == name_index && meta_len == meta.len() && data_len == data.len(),
+            "encoded snapshot header {name_index} does not re-read"
+        );
+        assert_eq!(
+            trailer,
+            crc32c_append(crc32c(meta), data).to_le_bytes(),
+            "snapshot {name_index} checksum"
+        );
+        Ok((path, header, trailer))
     }
 
     /// The snapshot with the highest index, checked, or `None` if there is none. A damaged
@@ -78,7 +113,7 @@ impl SnapshotStore {
         let path = self.path_of(index);
         let file = self.disk.open(&path).map_err(io_err(&path, "open"))?;
         let bytes = read_all(file.as_ref()).map_err(io_err(&path, "read"))?;
-        let (found, meta, data) = decode(&path, &bytes)?;
+        let (found, meta, data) = decode(&path, bytes)?;
         if found != index {
             return Err(corrupt(
                 &path,
@@ -136,11 +171,12 @@ fn parse_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn encode(index: u64, meta: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+/// The header and the trailing checksum of a snapshot file; meta and data go between.
+fn encode(index: u64, meta: &[u8], data: &[u8]) -> Result<(Vec<u8>, [u8; 4])> {
     let meta_len = u32::try_from(meta.len()).map_err(|_| StorageError::InvalidAppend {
         reason: format!("snapshot meta of {} bytes exceeds u32", meta.len()),
     })?;
-    let mut out = Vec::with_capacity(HEADER_BYTES + meta.len() + data.len() + 4);
+    let mut out = Vec::with_capacity(HEADER_BYTES);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&DATA_VERSION.to_le_bytes());
@@ -149,14 +185,12 @@ fn encode(index: u64, meta: &[u8], data: &[u8]) -> Result<Vec<u8>> {
     out.extend_from_slice(&(data.len() as u64).to_le_bytes());
     let header_crc = crc32c(&out);
     out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(meta);
-    out.extend_from_slice(data);
     let body_crc = crc32c_append(crc32c(meta), data);
-    out.extend_from_slice(&body_crc.to_le_bytes());
-    Ok(out)
+    Ok((out, body_crc.to_le_bytes()))
 }
 
-fn decode(file: &Path, bytes: &[u8]) -> Result<Snapshot> {
+/// Checks the header of a file of `total` bytes: returns the index, meta and data lengths.
+fn decode_header(file: &Path, bytes: &[u8], total: u64) -> Result<(u64, usize, usize)> {
     blob::check_preamble(file, bytes, HEADER_BYTES, MAGIC, "snapshot ")?;
     let (want, got) = (u32_at(bytes, 36), crc32c(&bytes[..36]));
     if want != got {
@@ -177,7 +211,7 @@ fn decode(file: &Path, bytes: &[u8]) -> Result<Snapshot> {
     let index = u64_at(bytes, 16);
     let meta_len = u64::from(u32_at(bytes, 24));
     let data_len = u64_at(bytes, 28);
-    let body = bytes.len() as u64 - HEADER_BYTES as u64;
+    let body = total - HEADER_BYTES as u64;
     let want_body = meta_len
         .checked_add(data_len)
         .and_then(|n| n.checked_add(4));
@@ -190,10 +224,17 @@ fn decode(file: &Path, bytes: &[u8]) -> Result<Snapshot> {
             ),
         ));
     }
-    let meta_end = HEADER_BYTES + meta_len as usize;
-    let data_end = meta_end + data_len as usize;
+    Ok((index, meta_len as usize, data_len as usize))
+}
+
+/// Checks a whole file and splits it into index, meta and data. The data keeps the file's
+/// buffer (moved down over the header and meta, the checksum cut off): no second copy.
+fn decode(file: &Path, mut bytes: Vec<u8>) -> Result<Snapshot> {
+    let (index, meta_len, data_len) = decode_header(file, &bytes, bytes.len() as u64)?;
+    let meta_end = HEADER_BYTES + meta_len;
+    let data_end = meta_end + data_len;
     let (meta, data) = (&bytes[HEADER_BYTES..meta_end], &bytes[meta_end..data_end]);
-    let (want, got) = (u32_at(bytes, data_end), crc32c_append(crc32c(meta), data));
+    let (want, got) = (u32_at(&bytes, data_end), crc32c_append(crc32c(meta), data));
     if want != got {
         return Err(corrupt(
             file,
@@ -203,5 +244,8 @@ fn decode(file: &Path, bytes: &[u8]) -> Result<Snapshot> {
             ),
         ));
     }
-    Ok((index, meta.to_vec(), data.to_vec()))
+    let meta = meta.to_vec();
+    bytes.truncate(data_end);
+    bytes.drain(..meta_end);
+    Ok((index, meta, bytes))
 }

@@ -183,11 +183,11 @@ impl DataTree {
         let parent = path::parent_of(path).ok_or(ErrorCode::BadArguments)?;
         let acl = acl::fixup(acl, ctx.auth)?;
         let p = self.node(parent).ok_or(ErrorCode::NoNode)?;
-        if !acl::check(self.acls.get(p.acl), perms::CREATE, ctx.auth) {
+        if !acl::check(self.acls.get(p.acl()), perms::CREATE, ctx.auth) {
             return Err(ErrorCode::NoAuth);
         }
         let full = if mode.is_sequential() {
-            format!("{path}{:010}", p.cversion)
+            format!("{path}{:010}", p.cversion())
         } else {
             path.to_owned()
         };
@@ -206,14 +206,12 @@ impl DataTree {
             m if m.is_ephemeral() => ctx.session,
             _ => 0,
         };
-        let cversion = p.cversion.wrapping_add(1);
-        fx.undo
-            .push(self.set_child_meta(parent, cversion, ctx.zxid));
+        let cversion = p.cversion().wrapping_add(1);
         let acl = self.acls.intern(&acl);
-        let node = Node::new(ctx.zxid, ctx.time_ms, owner, acl, data.map(Into::into));
+        let node = Node::new(&full, ctx.zxid, ctx.time_ms, owner, acl, data);
         let stat = node.stat();
-        self.replace(&full, Some(node));
-        fx.undo.push(Undo::Node(full.as_str().into(), None));
+        fx.undo
+            .extend(self.add_child(parent, cversion, ctx.zxid, node));
         fx.trigger(&full, EventType::NodeCreated);
         fx.trigger(parent, EventType::NodeChildrenChanged);
         Ok(Outcome::Created { path: full, stat })
@@ -228,12 +226,12 @@ impl DataTree {
     ) -> OpResult {
         let parent = parent_for_delete(path)?;
         let p = self.node(parent).ok_or(ErrorCode::NoNode)?;
-        if !acl::check(self.acls.get(p.acl), perms::DELETE, ctx.auth) {
+        if !acl::check(self.acls.get(p.acl()), perms::DELETE, ctx.auth) {
             return Err(ErrorCode::NoAuth);
         }
-        let n = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
-        check_version(n.version, version)?;
-        if n.num_children > 0 {
+        let n = self.nodes.get(path.as_bytes()).ok_or(ErrorCode::NoNode)?;
+        check_version(n.version(), version)?;
+        if n.num_children() > 0 {
             return Err(ErrorCode::NotEmpty);
         }
         self.delete_node(ctx, path, fx);
@@ -251,14 +249,14 @@ impl DataTree {
         fx: &mut Effects,
     ) -> OpResult {
         parent_for_delete(path)?;
-        let n = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
-        if n.num_children > 0 {
+        let n = self.nodes.get(path.as_bytes()).ok_or(ErrorCode::NoNode)?;
+        if n.num_children() > 0 {
             return Err(ErrorCode::NotEmpty);
         }
         let qualifies = if ttl {
             ttl_expired(n, ctx.time_ms)
         } else {
-            n.kind() == NodeKind::Container && n.cversion > 0
+            n.kind() == NodeKind::Container && n.cversion() > 0
         };
         if !qualifies {
             return Err(ErrorCode::BadVersion);
@@ -279,14 +277,14 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let n = self.node(path).ok_or(ErrorCode::NoNode)?;
-        if !acl::check(self.acls.get(n.acl), perms::WRITE, ctx.auth) {
+        if !acl::check(self.acls.get(n.acl()), perms::WRITE, ctx.auth) {
             return Err(ErrorCode::NoAuth);
         }
-        check_version(n.version, version)?;
-        let mut new = n.with_data(data.map(Into::into));
-        new.version = n.version.wrapping_add(1);
-        new.mtime = ctx.time_ms;
-        new.mzxid = ctx.zxid;
+        check_version(n.version(), version)?;
+        let mut new = n.with_data(data);
+        new.set_version(n.version().wrapping_add(1));
+        new.set_mtime(ctx.time_ms);
+        new.set_mzxid(ctx.zxid);
         let stat = new.stat();
         let old = self.replace(path, Some(new));
         fx.undo.push(Undo::Node(path.into(), old));
@@ -307,13 +305,13 @@ impl DataTree {
         }
         let acl = acl::fixup(acl, ctx.auth)?;
         let n = self.node(path).ok_or(ErrorCode::NoNode)?;
-        if !acl::check(self.acls.get(n.acl), perms::ADMIN, ctx.auth) {
+        if !acl::check(self.acls.get(n.acl()), perms::ADMIN, ctx.auth) {
             return Err(ErrorCode::NoAuth);
         }
-        check_version(n.aversion, version)?;
-        let mut new = n.with_data(n.data.clone());
-        new.aversion = n.aversion.wrapping_add(1);
-        new.acl = self.acls.intern(&acl);
+        check_version(n.aversion(), version)?;
+        let mut new = n.clone();
+        new.set_aversion(n.aversion().wrapping_add(1));
+        new.set_acl(self.acls.intern(&acl));
         let stat = new.stat();
         let old = self.replace(path, Some(new));
         fx.undo.push(Undo::Node(path.into(), old));
@@ -325,10 +323,10 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let n = self.node(path).ok_or(ErrorCode::NoNode)?;
-        if !acl::check(self.acls.get(n.acl), perms::READ, ctx.auth) {
+        if !acl::check(self.acls.get(n.acl()), perms::READ, ctx.auth) {
             return Err(ErrorCode::NoAuth);
         }
-        check_version(n.version, version)?;
+        check_version(n.version(), version)?;
         Ok(Outcome::Done)
     }
 
@@ -348,12 +346,7 @@ impl DataTree {
     /// does not change: it counts creations), then the node goes.
     fn delete_node(&mut self, ctx: &Ctx<'_>, path: &str, fx: &mut Effects) {
         let parent = path::parent_of(path).expect("an existing non-root node has a parent");
-        let p = self.node(parent).expect("an existing node's parent exists");
-        let (cversion, pzxid) = (p.cversion, p.pzxid.max(ctx.zxid));
-        fx.undo.push(self.set_child_meta(parent, cversion, pzxid));
-        let old = self.replace(path, None);
-        debug_assert!(old.is_some(), "delete_node on an existing node");
-        fx.undo.push(Undo::Node(path.into(), old));
+        fx.undo.extend(self.remove_child(parent, path, ctx.zxid));
         fx.trigger(path, EventType::NodeDeleted);
         fx.trigger(parent, EventType::NodeChildrenChanged);
     }
@@ -367,9 +360,9 @@ impl DataTree {
                 Undo::Node(p, _) | Undo::ChildMeta(p, _, _) => &**p,
             };
             for q in [Some(p), path::parent_of(p)].into_iter().flatten() {
-                if let Some(n) = self.nodes.get(q) {
-                    let real = self.children(q).map_or(0, |c| c.len());
-                    assert_eq!(n.num_children as usize, real, "num_children of {q}");
+                if let Some(n) = self.node(q) {
+                    let real = self.child_names(q).count();
+                    assert_eq!(n.num_children() as usize, real, "num_children of {q}");
                 }
             }
         }

@@ -60,9 +60,9 @@ impl Hasher64 {
 }
 
 /// Hash of a node's path, data and ACL.
-pub(crate) fn content(path: &str, data: Option<&[u8]>, acl: &[Acl]) -> u64 {
+pub(crate) fn content(path: &[u8], data: Option<&[u8]>, acl: &[Acl]) -> u64 {
     let mut h = Hasher64::new(1);
-    h.bytes(path.as_bytes());
+    h.bytes(path);
     // Null data hashes apart from empty data.
     h.word(u64::from(data.is_none()));
     h.bytes(data.unwrap_or_default());
@@ -76,20 +76,20 @@ pub(crate) fn content(path: &str, data: Option<&[u8]>, acl: &[Acl]) -> u64 {
 }
 
 /// Hash of a node's path and persisted stat.
-pub(crate) fn meta(path: &str, n: &Node) -> u64 {
+pub(crate) fn meta(n: &Node) -> u64 {
     let mut h = Hasher64::new(2);
-    h.bytes(path.as_bytes());
+    h.bytes(n.path_bytes());
     for w in [
-        n.czxid,
-        n.mzxid,
-        n.pzxid,
-        n.ctime,
-        n.mtime,
-        n.ephemeral_owner,
+        n.czxid(),
+        n.mzxid(),
+        n.pzxid(),
+        n.ctime(),
+        n.mtime(),
+        n.ephemeral_owner(),
     ] {
         h.word(w as u64);
     }
-    for w in [n.version, n.cversion, n.aversion] {
+    for w in [n.version(), n.cversion(), n.aversion()] {
         h.word(w as u32 as u64);
     }
     h.finish()

@@ -7,7 +7,9 @@
 //! # Layout
 //! - [`command`]: the log payload [`Command`]/[`Op`] (versioned bytes) and what applying it
 //!   yields: [`Applied`] (zxid, [`Outcome`], [`Trigger`]s).
-//! - `tree`: [`DataTree`] (znodes, sessions table, indexes) and the reads.
+//! - `node`: one znode's buffer (path, stat, data in one allocation).
+//! - `tree`: [`DataTree`] (znodes, sessions table, indexes) and the reads ([`NodeRef`],
+//!   [`Children`]).
 //! - `apply`: [`DataTree::apply`], ZooKeeper's write rules (twin of `PrepRequestProcessor`
 //!   + `DataTree.processTxn`).
 //! - [`path`]: `PathUtils.validatePath` and parent helpers.
@@ -30,16 +32,21 @@
 //! - Every ephemeral's owner is in the sessions table.
 //!
 //! # Memory per znode
-//! One ordered map from full path to an 88-byte node (stat fields, ACL index, boxed data);
-//! no children sets (children are found by range seeks in the path order) and no duplicate
-//! paths except in the ephemeral/container/TTL indexes; ACL lists are interned.
-//! Estimate for a 100-byte znode with an 18-byte path: a 104-byte map entry at about 55%
-//! B-tree fill (~190), plus the path (~32) and data (~112) allocations: ~335 bytes.
-//! Measured (`mem_test.rs`, 1M such znodes, release build): **347 resident bytes per znode**.
+//! One ordered set of nodes; each node (`node.rs`) is ONE allocation holding its full path, its
+//! persisted stat, ACL index and data, and the set is ordered and searched by the path
+//! inside it (so the B-tree entry is a 16-byte box and its half-empty leaves cost little).
+//! No children sets (children are found by a forward scan of the path order) and no
+//! duplicate paths except in the ephemeral/container/TTL indexes; ACL lists are interned.
+//! Stat-only changes (a parent's cversion, pzxid and child count) take the node out of the
+//! set and put it back, which costs two descents but no allocation.
+//! Estimate for a 100-byte znode with a 29-byte path (`warren bench --workload load`): the
+//! node's buffer of 72 + 29 + 100 bytes (a 224-byte malloc chunk) plus ~40 bytes of B-tree
+//! (16-byte entries, leaves 55% full when keys are appended): ~265 bytes.
+//! Measured (`mem_test.rs`, 1M such znodes, release build): **244 resident bytes per
+//! znode**, down from 356 with a map from `Box<str>` to an 88-byte node with boxed data.
 //! For comparison, a ZooKeeper 3.8 JVM holds roughly 430 live heap bytes for the same znode
 //! (DataNode, StatPersisted, byte[], path String, map entry, the parent's children-set entry)
-//! before GC headroom. Next steps if the benchmark needs more: fold path and data into one
-//! allocation (~-30 bytes) and a denser map than std's B-tree for mostly-appended keys.
+//! before GC headroom.
 //!
 
 pub mod command;
@@ -62,7 +69,7 @@ mod tree_test;
 pub use command::{Applied, COMMAND_FORMAT_V1, Command, Op, Outcome, Trigger};
 pub use node::{CONTAINER_OWNER, NodeKind, TTL_MASK, TTL_MAX_MS};
 pub use snapshot::{SNAPSHOT_FORMAT_V1, SnapshotError};
-pub use tree::{DataTree, Session};
+pub use tree::{Children, DataTree, NodeRef, Session};
 
 /// `checkACL` on an ACL list, for callers that hold one (the tree's own reads use
 /// [`DataTree::check_acl`]).

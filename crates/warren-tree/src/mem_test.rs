@@ -48,18 +48,21 @@ fn resident_bytes_per_znode() {
         op: session,
         ..create(String::new(), vec![])
     });
-    for i in 0..100 {
-        t.apply(&create(format!("/d{i:03}"), vec![]));
+    // The layout of `warren bench --workload load --sessions 4`: 29-byte paths.
+    t.apply(&create("/load".into(), vec![]));
+    t.apply(&create("/load/load-12345".into(), vec![]));
+    for i in 0..4 {
+        t.apply(&create(format!("/load/load-12345/s{i}"), vec![]));
     }
     let before = rss_kb();
     let n = 1_000_000;
     for i in 0..n {
         t.apply(&create(
-            format!("/d{:03}/node-{i:07}", i % 100),
+            format!("/load/load-12345/s{}/{i:08}", i % 4),
             vec![7; 100],
         ));
     }
     let per_znode = (rss_kb() - before) * 1024 / n;
-    eprintln!("resident bytes per znode (100-byte data, 18-byte path): {per_znode}");
-    assert_eq!(t.node_count(), 4 + 100 + n as usize);
+    eprintln!("resident bytes per znode (100-byte data, 29-byte path): {per_znode}");
+    assert_eq!(t.node_count(), 4 + 6 + n as usize);
 }

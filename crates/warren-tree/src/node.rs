@@ -51,80 +51,205 @@ impl NodeKind {
     }
 }
 
-/// A stored znode: 72 bytes inline plus its data allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Byte offsets of the fields in a node's buffer (little-endian).
+mod at {
+    pub(super) const CZXID: usize = 0;
+    pub(super) const MZXID: usize = 8;
+    pub(super) const PZXID: usize = 16;
+    pub(super) const CTIME: usize = 24;
+    pub(super) const MTIME: usize = 32;
+    pub(super) const OWNER: usize = 40;
+    pub(super) const VERSION: usize = 48;
+    pub(super) const CVERSION: usize = 52;
+    pub(super) const AVERSION: usize = 56;
+    pub(super) const NUM_CHILDREN: usize = 60;
+    pub(super) const ACL: usize = 64;
+    /// Path length in the low 31 bits; the top bit set means null data.
+    pub(super) const PATH_LEN: usize = 68;
+    /// Where the path starts; the data follows it and runs to the end.
+    pub(super) const PATH: usize = 72;
+}
+
+const NULL_DATA: u32 = 1 << 31;
+
+/// A stored znode: its full path, persisted stat, ACL index and data in ONE allocation.
+///
+/// Layout of the buffer: `czxid mzxid pzxid ctime mtime ephemeralOwner` (i64 each),
+/// `version cversion aversion num_children` (i32 each), `acl` (u32), `path_len | null<<31`
+/// (u32), then the path bytes and the data bytes. One allocation instead of three (the map
+/// key, the node, the data) saves two malloc headers and roundings per znode, and the map
+/// entry shrinks to the 16-byte box, so the B-tree's half-empty leaves cost little.
+///
+/// Equality and order are those of the path (the tree keeps nodes in a set ordered by
+/// path and looks them up by path bytes); [`Node::same`] compares whole nodes.
+#[derive(Clone)]
 pub(crate) struct Node {
-    pub(crate) czxid: i64,
-    pub(crate) mzxid: i64,
-    pub(crate) pzxid: i64,
-    pub(crate) ctime: i64,
-    pub(crate) mtime: i64,
-    /// Stored form: session id, [`CONTAINER_OWNER`] or a TTL marker.
-    pub(crate) ephemeral_owner: i64,
-    pub(crate) version: i32,
-    /// Stored form: the number of child creations ever (wrapping like Java's int).
-    pub(crate) cversion: i32,
-    pub(crate) aversion: i32,
-    /// Always equal to the number of children (checked in debug builds).
-    pub(crate) num_children: i32,
-    /// Index into the tree's ACL table.
-    pub(crate) acl: u32,
-    /// `None` is null data, which ZooKeeper keeps apart from empty data.
-    pub(crate) data: Option<Box<[u8]>>,
+    buf: Box<[u8]>,
+}
+
+macro_rules! field {
+    ($get:ident, $set:ident, $ty:ty, $at:expr, $doc:literal) => {
+        #[doc = $doc]
+        pub(crate) fn $get(&self) -> $ty {
+            const N: usize = std::mem::size_of::<$ty>();
+            let mut a = [0u8; N];
+            a.copy_from_slice(&self.buf[$at..$at + N]);
+            <$ty>::from_le_bytes(a)
+        }
+
+        #[doc = $doc]
+        pub(crate) fn $set(&mut self, v: $ty) {
+            const N: usize = std::mem::size_of::<$ty>();
+            self.buf[$at..$at + N].copy_from_slice(&v.to_le_bytes());
+        }
+    };
 }
 
 impl Node {
     /// A node as ZooKeeper's `DataTree.createStat` makes it.
-    pub(crate) fn new(zxid: i64, time: i64, owner: i64, acl: u32, data: Option<Box<[u8]>>) -> Node {
+    pub(crate) fn new(
+        path: &str,
+        zxid: i64,
+        time: i64,
+        owner: i64,
+        acl: u32,
+        data: Option<&[u8]>,
+    ) -> Node {
+        let mut n = Node::with_path_and_data(path, data);
+        for f in [at::CZXID, at::MZXID, at::PZXID] {
+            n.buf[f..f + 8].copy_from_slice(&zxid.to_le_bytes());
+        }
+        n.set_ctime(time);
+        n.set_mtime(time);
+        n.set_ephemeral_owner(owner);
+        n.set_acl(acl);
+        n
+    }
+
+    /// A zeroed stat with this path and data.
+    fn with_path_and_data(path: &str, data: Option<&[u8]>) -> Node {
+        let plen = u32::try_from(path.len())
+            .ok()
+            .filter(|l| l & NULL_DATA == 0)
+            .expect("a znode path is under 2 GiB");
+        let d = data.unwrap_or_default();
+        let mut buf = Vec::with_capacity(at::PATH + path.len() + d.len());
+        buf.resize(at::PATH_LEN, 0);
+        let tag = if data.is_none() {
+            plen | NULL_DATA
+        } else {
+            plen
+        };
+        buf.extend_from_slice(&tag.to_le_bytes());
+        buf.extend_from_slice(path.as_bytes());
+        buf.extend_from_slice(d);
         Node {
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
-            ctime: time,
-            mtime: time,
-            ephemeral_owner: owner,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            num_children: 0,
-            acl,
-            data,
+            buf: buf.into_boxed_slice(),
         }
     }
 
-    /// The same node with other data (and the same stat, to be updated by the caller).
-    pub(crate) fn with_data(&self, data: Option<Box<[u8]>>) -> Node {
-        Node {
-            data,
-            ..self.meta_copy()
+    /// The same node (path and stat) with other data; the caller updates the stat.
+    pub(crate) fn with_data(&self, data: Option<&[u8]>) -> Node {
+        let mut n = Node::with_path_and_data(self.path(), data);
+        n.buf[..at::PATH_LEN].copy_from_slice(&self.buf[..at::PATH_LEN]);
+        n
+    }
+
+    fn tag(&self) -> u32 {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&self.buf[at::PATH_LEN..at::PATH]);
+        u32::from_le_bytes(a)
+    }
+
+    fn path_end(&self) -> usize {
+        at::PATH + (self.tag() & !NULL_DATA) as usize
+    }
+
+    /// The full path, as bytes (the set's key).
+    pub(crate) fn path_bytes(&self) -> &[u8] {
+        &self.buf[at::PATH..self.path_end()]
+    }
+
+    /// The full path.
+    pub(crate) fn path(&self) -> &str {
+        std::str::from_utf8(self.path_bytes()).expect("a node is built from a &str path")
+    }
+
+    /// The data; `None` is null data, which ZooKeeper keeps apart from empty data.
+    pub(crate) fn data(&self) -> Option<&[u8]> {
+        if self.tag() & NULL_DATA != 0 {
+            None
+        } else {
+            Some(&self.buf[self.path_end()..])
         }
     }
 
-    /// A copy without the data (cheap), for updates that keep or replace it.
-    pub(crate) fn meta_copy(&self) -> Node {
-        Node {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            pzxid: self.pzxid,
-            ctime: self.ctime,
-            mtime: self.mtime,
-            ephemeral_owner: self.ephemeral_owner,
-            version: self.version,
-            cversion: self.cversion,
-            aversion: self.aversion,
-            num_children: self.num_children,
-            acl: self.acl,
-            data: None,
-        }
+    /// Whole-node equality (path, stat, ACL index and data).
+    pub(crate) fn same(&self, other: &Node) -> bool {
+        self.buf == other.buf
     }
+
+    field!(czxid, set_czxid, i64, at::CZXID, "Zxid of the creation.");
+    field!(
+        mzxid,
+        set_mzxid,
+        i64,
+        at::MZXID,
+        "Zxid of the last data change."
+    );
+    field!(
+        pzxid,
+        set_pzxid,
+        i64,
+        at::PZXID,
+        "Zxid of the last child change."
+    );
+    field!(ctime, set_ctime, i64, at::CTIME, "Creation time, ms.");
+    field!(
+        mtime,
+        set_mtime,
+        i64,
+        at::MTIME,
+        "Last data change time, ms."
+    );
+    field!(
+        ephemeral_owner,
+        set_ephemeral_owner,
+        i64,
+        at::OWNER,
+        "Stored form: session id, [`CONTAINER_OWNER`] or a TTL marker."
+    );
+    field!(version, set_version, i32, at::VERSION, "Data version.");
+    field!(
+        cversion,
+        set_cversion,
+        i32,
+        at::CVERSION,
+        "Stored form: the number of child creations ever (wrapping like Java's int)."
+    );
+    field!(aversion, set_aversion, i32, at::AVERSION, "ACL version.");
+    field!(
+        num_children,
+        set_num_children,
+        i32,
+        at::NUM_CHILDREN,
+        "Always equal to the number of children (checked in debug builds)."
+    );
+    field!(
+        acl,
+        set_acl,
+        u32,
+        at::ACL,
+        "Index into the tree's ACL table."
+    );
 
     /// Bytes of data (0 for null).
     pub(crate) fn data_len(&self) -> usize {
-        self.data.as_deref().map_or(0, <[u8]>::len)
+        self.buf.len() - self.path_end()
     }
 
     pub(crate) fn kind(&self) -> NodeKind {
-        NodeKind::from_owner(self.ephemeral_owner)
+        NodeKind::from_owner(self.ephemeral_owner())
     }
 
     /// The Stat clients see (`DataNode.copyStat`): cversion counts creations and deletions
@@ -135,21 +260,60 @@ impl Node {
             _ => 0,
         };
         Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
+            czxid: self.czxid(),
+            mzxid: self.mzxid(),
+            ctime: self.ctime(),
+            mtime: self.mtime(),
+            version: self.version(),
             cversion: self
-                .cversion
+                .cversion()
                 .wrapping_mul(2)
-                .wrapping_sub(self.num_children),
-            aversion: self.aversion,
+                .wrapping_sub(self.num_children()),
+            aversion: self.aversion(),
             ephemeral_owner: owner,
             data_length: i32::try_from(self.data_len()).expect("znode data is under 2 GiB"),
-            num_children: self.num_children,
-            pzxid: self.pzxid,
+            num_children: self.num_children(),
+            pzxid: self.pzxid(),
         }
+    }
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        self.path_bytes() == other.path_bytes()
+    }
+}
+
+impl Eq for Node {}
+
+impl PartialOrd for Node {
+    fn partial_cmp(&self, other: &Node) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Node {
+    fn cmp(&self, other: &Node) -> std::cmp::Ordering {
+        self.path_bytes().cmp(other.path_bytes())
+    }
+}
+
+/// The set of nodes is ordered and searched by path bytes (UTF-8 byte order is `str` order).
+impl std::borrow::Borrow<[u8]> for Node {
+    fn borrow(&self) -> &[u8] {
+        self.path_bytes()
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("path", &self.path())
+            .field("stat", &self.stat())
+            .field("owner", &self.ephemeral_owner())
+            .field("acl", &self.acl())
+            .field("data", &self.data())
+            .finish()
     }
 }
 
@@ -158,8 +322,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_is_compact() {
-        assert_eq!(std::mem::size_of::<Node>(), 88);
+    fn node_is_one_box() {
+        assert_eq!(std::mem::size_of::<Node>(), 16);
+        let mut n = Node::new("/a/b", 7, 8, 9, 3, Some(b"xyz"));
+        assert_eq!(n.path(), "/a/b");
+        assert_eq!(n.data(), Some(&b"xyz"[..]));
+        assert_eq!((n.czxid(), n.mzxid(), n.pzxid()), (7, 7, 7));
+        assert_eq!(
+            (n.ctime(), n.mtime(), n.ephemeral_owner(), n.acl()),
+            (8, 8, 9, 3)
+        );
+        n.set_cversion(-5);
+        n.set_num_children(2);
+        assert_eq!((n.cversion(), n.num_children(), n.version()), (-5, 2, 0));
+        let null = n.with_data(None);
+        assert_eq!(
+            (null.data(), null.data_len(), null.cversion()),
+            (None, 0, -5)
+        );
+        assert_eq!(null.path(), "/a/b");
+        let empty = n.with_data(Some(b""));
+        assert_eq!((empty.data(), empty.data_len()), (Some(&b""[..]), 0));
+        assert!(null == empty && !null.same(&empty));
     }
 
     #[test]

@@ -9,6 +9,47 @@ pub const SPECIAL_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/z
 /// Java checks UTF-16 code units, so a character outside the BMP (a surrogate pair in Java)
 /// is invalid here too, as is the private-use range U+E000..U+F8FF.
 pub fn is_valid_path(path: &str) -> bool {
+    if path.is_ascii() {
+        is_valid_ascii_path(path.as_bytes())
+    } else {
+        is_valid_unicode_path(path)
+    }
+}
+
+/// The same rules walked over bytes, without allocating: for ASCII, a byte is a char.
+fn is_valid_ascii_path(b: &[u8]) -> bool {
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    if b.len() == 1 {
+        return true;
+    }
+    if b[b.len() - 1] == b'/' {
+        return false;
+    }
+    let mut lastc = b'/';
+    for i in 1..b.len() {
+        let c = b[i];
+        let next_is_end_or_slash = i + 1 == b.len() || b[i + 1] == b'/';
+        let bad = if c == 0 || (c == b'/' && lastc == b'/') {
+            true
+        } else if c == b'.' && lastc == b'.' {
+            b[i - 2] == b'/' && next_is_end_or_slash
+        } else if c == b'.' {
+            b[i - 1] == b'/' && next_is_end_or_slash
+        } else {
+            // `is_invalid_char` restricted to ASCII: 0x01..=0x1f and 0x7f.
+            c < 0x20 || c == 0x7f
+        };
+        if bad {
+            return false;
+        }
+        lastc = c;
+    }
+    true
+}
+
+fn is_valid_unicode_path(path: &str) -> bool {
     let chars: Vec<char> = path.chars().collect();
     if chars.first() != Some(&'/') {
         return false;
@@ -112,6 +153,22 @@ mod tests {
             assert!(!is_valid_path(bad), "{bad:?} should be invalid");
         }
         assert!(is_valid_path_for_mode("/q/", true));
+        // The ASCII fast path and the char walk agree on every short ASCII path.
+        let alphabet = [b'/', b'.', b'a', b'\0', 0x1f, 0x7f, b' '];
+        let mut checked = 0;
+        for len in 1..=5u32 {
+            for mut k in 0..alphabet.len().pow(len) {
+                let mut p = Vec::new();
+                for _ in 0..len {
+                    p.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                let s = std::str::from_utf8(&p).unwrap();
+                assert_eq!(is_valid_ascii_path(&p), is_valid_unicode_path(s), "{s:?}");
+                checked += usize::from(is_valid_path(s));
+            }
+        }
+        assert!(checked > 100, "the sweep includes valid paths ({checked})");
         assert!(!is_valid_path_for_mode("/q/", false));
     }
 

@@ -11,12 +11,15 @@
 //! | long digest | CRC32 (IEEE) of every byte before it, big-endian
 //! ```
 //!
-//! Decoding checks the CRC first, then rebuilds the tree through the same primitive as
-//! `apply` (so every index is derived, not trusted), and finally requires the recomputed
-//! digest to equal the stored one.
+//! Decoding checks the CRC first, then every node in order (strictly increasing paths, a
+//! valid path, a parent that exists and is not ephemeral, a known ACL slot and owner
+//! session), counts children through a stack of ancestors, builds the node set in bulk, and
+//! finally requires the digest summed over the nodes to equal the stored one.
 
 use thiserror::Error;
 use warren_proto::{Acl, DecodeError, Reader, Record, Writer};
+
+use std::collections::BTreeSet;
 
 use crate::acl::AclTable;
 use crate::node::{Node, NodeKind};
@@ -81,22 +84,22 @@ impl DataTree {
             }
         }
         w.int(len_i32(self.nodes.len()));
-        for (p, n) in &self.nodes {
-            w.ustring(p);
-            match &n.data {
+        for n in &self.nodes {
+            w.ustring(n.path());
+            match n.data() {
                 Some(d) => w.buffer(d),
                 None => w.null_buffer(),
             };
-            w.int(n.acl as i32);
-            w.long(n.czxid)
-                .long(n.mzxid)
-                .long(n.pzxid)
-                .long(n.ctime)
-                .long(n.mtime);
-            w.long(n.ephemeral_owner)
-                .int(n.version)
-                .int(n.cversion)
-                .int(n.aversion);
+            w.int(n.acl() as i32);
+            w.long(n.czxid())
+                .long(n.mzxid())
+                .long(n.pzxid())
+                .long(n.ctime())
+                .long(n.mtime());
+            w.long(n.ephemeral_owner())
+                .int(n.version())
+                .int(n.cversion())
+                .int(n.aversion());
         }
         w.long(self.digest as i64);
         let mut out = w.into_vec();
@@ -179,70 +182,129 @@ fn decode_v1(r: &mut Reader<'_>) -> Result<DataTree, SnapshotError> {
         }
     })?;
     t.acls = AclTable::from_slots(slots.clone());
-    let n_slots = slots.len();
 
     let count = r.int()?;
     let count = usize::try_from(count).map_err(|_| inconsistent(format!("node count {count}")))?;
-    let mut prev: Option<String> = None;
+    // Nodes arrive in path order: they are checked and counted into a Vec, then the set is
+    // built in bulk (no descent per node), and the digest is summed on the way.
+    let mut nodes: Vec<Node> = Vec::with_capacity(count.min(r.remaining() / NODE_BYTES_MIN));
+    let mut ancestors = Ancestors::default();
     for _ in 0..count {
-        let p = r.ustring()?;
-        let data: Option<Box<[u8]>> = r.opt_buffer()?.map(Into::into);
-        let acl = r.int()?;
-        let mut n = Node::new(0, 0, 0, 0, data);
-        n.acl = u32::try_from(acl)
-            .ok()
-            .filter(|&a| (a as usize) < n_slots && slots[a as usize].is_some())
-            .ok_or_else(|| inconsistent(format!("{p}: ACL index {acl}")))?;
-        n.czxid = r.long()?;
-        n.mzxid = r.long()?;
-        n.pzxid = r.long()?;
-        n.ctime = r.long()?;
-        n.mtime = r.long()?;
-        n.ephemeral_owner = r.long()?;
-        n.version = r.int()?;
-        n.cversion = r.int()?;
-        n.aversion = r.int()?;
-        check_node(&t, prev.as_deref(), &p, &n)?;
-        t.replace(&p, Some(n));
-        prev = Some(p);
+        let n = decode_node(r, &slots)?;
+        let p = n.path();
+        if nodes
+            .last()
+            .is_some_and(|q| q.path_bytes() >= n.path_bytes())
+        {
+            return Err(inconsistent(format!("{p} out of order")));
+        }
+        if p == "/" {
+            if !nodes.is_empty() {
+                return Err(inconsistent("the root is not first".into()));
+            }
+        } else {
+            if !path::is_valid_path(p) {
+                return Err(inconsistent(format!("invalid path {p:?}")));
+            }
+            let parent = path::parent_of(p).expect("a valid non-root path has a parent");
+            let i = ancestors
+                .find(&nodes, parent)
+                .ok_or_else(|| inconsistent(format!("{p} has no parent")))?;
+            let q = &mut nodes[i];
+            if matches!(q.kind(), NodeKind::Ephemeral(_)) {
+                return Err(inconsistent(format!("{p} is under an ephemeral")));
+            }
+            q.set_num_children(q.num_children() + 1);
+        }
+        if let NodeKind::Ephemeral(s) = n.kind()
+            && !t.sessions.contains_key(&s)
+        {
+            return Err(inconsistent(format!("{p} owned by unknown session {s:#x}")));
+        }
+        t.acls.add_ref(n.acl());
+        let hash = t.node_hash(&n);
+        let (kind, len) = (n.kind(), n.data_len());
+        if kind != NodeKind::Persistent {
+            t.add_indexes(p, hash, kind, len);
+        } else {
+            t.digest = t.digest.wrapping_add(hash);
+            t.data_size += (p.len() + len) as i64;
+        }
+        ancestors.push(nodes.len());
+        nodes.push(n);
     }
-    if !t.nodes.contains_key("/") {
+    if nodes.first().is_none_or(|n| n.path() != "/") {
         return Err(inconsistent("no root".into()));
     }
+    t.nodes = BTreeSet::from_iter(nodes);
     if t.acls.unused() != 0 {
         return Err(inconsistent("an ACL slot no node uses".into()));
     }
     let stored = r.long()? as u64;
-    let recomputed = t.compute_digest();
-    if stored != recomputed || t.digest != recomputed {
-        return Err(SnapshotError::Digest { stored, recomputed });
+    if stored != t.digest {
+        return Err(SnapshotError::Digest {
+            stored,
+            recomputed: t.digest,
+        });
     }
+    debug_assert_eq!(t.digest, t.compute_digest(), "summed digest");
     Ok(t)
 }
 
-/// A node may be loaded only in path order (so its parent is already there), under a
-/// parent that may have children, with an owner session that exists.
-fn check_node(t: &DataTree, prev: Option<&str>, p: &str, n: &Node) -> Result<(), SnapshotError> {
-    if prev.is_some_and(|q| q >= p) {
-        return Err(inconsistent(format!("{p} out of order")));
-    }
-    if p != "/" {
-        if !path::is_valid_path(p) {
-            return Err(inconsistent(format!("invalid path {p:?}")));
-        }
-        let parent = path::parent_of(p).expect("a valid non-root path has a parent");
-        match t.nodes.get(parent) {
-            None => return Err(inconsistent(format!("{p} has no parent"))),
-            Some(q) if matches!(q.kind(), NodeKind::Ephemeral(_)) => {
-                return Err(inconsistent(format!("{p} is under an ephemeral")));
+/// The fewest bytes one encoded node takes (path and data lengths, ACL, stat), to bound a
+/// preallocation by what the input can hold.
+const NODE_BYTES_MIN: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4;
+
+fn decode_node(r: &mut Reader<'_>, slots: &[Option<Vec<Acl>>]) -> Result<Node, SnapshotError> {
+    let p = r.buffer()?;
+    let p = std::str::from_utf8(p).map_err(|_| inconsistent(format!("path {p:?} is not UTF-8")))?;
+    let data = r.opt_buffer()?;
+    let acl = r.int()?;
+    let acl = u32::try_from(acl)
+        .ok()
+        .filter(|&a| slots.get(a as usize).is_some_and(Option::is_some))
+        .ok_or_else(|| inconsistent(format!("{p}: ACL index {acl}")))?;
+    let mut n = Node::new(p, 0, 0, 0, acl, data);
+    n.set_czxid(r.long()?);
+    n.set_mzxid(r.long()?);
+    n.set_pzxid(r.long()?);
+    n.set_ctime(r.long()?);
+    n.set_mtime(r.long()?);
+    n.set_ephemeral_owner(r.long()?);
+    n.set_version(r.int()?);
+    n.set_cversion(r.int()?);
+    n.set_aversion(r.int()?);
+    Ok(n)
+}
+
+/// The chain of nodes (indexes into the decoded Vec) whose subtree the path-order walk is
+/// in, so a node's parent is usually found without a search. Byte order can interleave a
+/// sibling between a node and its children (`/a`, `/a-b`, `/a/x`); then the parent is
+/// found by binary search of the nodes decoded so far (sorted, checked above).
+#[derive(Default)]
+struct Ancestors {
+    stack: Vec<usize>,
+}
+
+impl Ancestors {
+    fn find(&mut self, nodes: &[Node], parent: &str) -> Option<usize> {
+        let parent = parent.as_bytes();
+        while let Some(&top) = self.stack.last() {
+            let t = nodes[top].path_bytes();
+            if t == parent {
+                return Some(top);
             }
-            Some(_) => {}
+            let is_ancestor =
+                t == b"/" || (parent.starts_with(t) && parent.get(t.len()) == Some(&b'/'));
+            if is_ancestor {
+                break;
+            }
+            self.stack.pop();
         }
+        nodes.binary_search_by(|n| n.path_bytes().cmp(parent)).ok()
     }
-    match n.kind() {
-        NodeKind::Ephemeral(s) if !t.sessions.contains_key(&s) => {
-            Err(inconsistent(format!("{p} owned by unknown session {s:#x}")))
-        }
-        _ => Ok(()),
+
+    fn push(&mut self, index: usize) {
+        self.stack.push(index);
     }
 }

@@ -454,3 +454,28 @@ fn a_refused_write_takes_a_zxid_and_changes_nothing_else() {
     );
     assert_eq!(Command::decode(&c.encode()).unwrap(), c);
 }
+
+#[test]
+fn snapshot_and_children_across_interleaved_siblings() {
+    // Byte order puts `/a-1` and its subtree between `/a` and `/a/x`: the snapshot decoder
+    // must find `/a/x`'s parent although it left its ancestor stack, and child listings
+    // must skip subtrees without losing siblings.
+    let mut t = DataTree::new();
+    t.apply(&cmd(1, 0, session_op()));
+    for p in [
+        "/a", "/a-1", "/a-1/x", "/a/x", "/a/x/y", "/a/z", "/a.b", "/b",
+    ] {
+        let out = t.apply(&cmd(1, 0, create(p, b"d", CreateMode::Persistent)));
+        assert!(matches!(out.outcome, Outcome::Created { .. }), "{p}");
+    }
+    assert_eq!(t.children("/a").unwrap(), ["x", "z"]);
+    assert_eq!(
+        t.children("/").unwrap(),
+        ["a", "a-1", "a.b", "b", "zookeeper"]
+    );
+    let back = DataTree::decode_snapshot(&t.encode_snapshot()).unwrap();
+    assert!(back == t);
+    back.check_invariants();
+    assert_eq!(back.stat("/a").unwrap().num_children, 2);
+    assert_eq!(back.stat("/a/x").unwrap().num_children, 1);
+}
