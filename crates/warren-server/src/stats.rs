@@ -12,6 +12,8 @@ pub fn collect(ctx: &ServerCtx) -> ServerStats {
     let status = ctx.raft.status();
     let mode = if ctx.cfg.servers.len() <= 1 {
         ServerMode::Standalone
+    } else if ctx.quorum.read_only() {
+        ServerMode::ReadOnly
     } else {
         match status.role {
             warren_raft::Role::Leader => ServerMode::Leader,
