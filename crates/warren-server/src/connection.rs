@@ -288,6 +288,8 @@ fn dispatch(ctx: &Arc<ServerCtx>, conn: &Arc<Conn>, xid: Xid, req: Request, call
         multi_ops_max: limits.multi_ops_max as usize,
         set_watches_paths_max: limits.set_watches_paths_max as usize,
         watches_per_session_max: limits.watches_per_session_max as usize,
+        reconfig_enabled: ctx.cfg.reconfig_enabled,
+        ensemble: !ctx.cfg.servers.is_empty(),
     };
     let zxid = ctx.shared.tree.read().last_zxid();
     let action = plan(xid, zxid, req, caller, rules);
@@ -300,9 +302,18 @@ fn dispatch(ctx: &Arc<ServerCtx>, conn: &Arc<Conn>, xid: Xid, req: Request, call
                 .finish(conn, |st| st.queue.push_back(Pending::Read(run)));
         }
         Action::Answer(frame, close) => answer(ctx, conn, frame, close),
-        Action::Write(op, kind) => {
+        Action::Write(mut op, kind) => {
             conn.state.lock().push_write(xid, kind);
-            ctx.propose(conn.clone(), xid, caller.session, caller.auth.to_vec(), op);
+            if let Op::Reconfig { initial, .. } = &mut op {
+                *initial = crate::reconfig::initial_config(&ctx.cfg.servers);
+            }
+            let mut auth = caller.auth.to_vec();
+            // zookeeper.skipACL: "reconfig operation will skip ACL checks" (the only ACL
+            // check the server skips so far).
+            if ctx.cfg.skip_acl && matches!(op, Op::Reconfig { .. }) {
+                auth.push(Id::new("super", ""));
+            }
+            ctx.propose(conn.clone(), xid, caller.session, auth, op);
         }
         Action::Barrier(frame) => {
             let token = conn.state.lock().push_waiting();

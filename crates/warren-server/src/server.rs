@@ -122,6 +122,19 @@ impl ServerCtx {
         }
     }
 
+    /// Proposes a command of the server itself and waits until it is applied here.
+    pub async fn propose_and_wait(&self, op: Op) -> Result<u64, warren_raft::ProposeError> {
+        let cmd = Command {
+            origin: origin(self.shared.node_id, 0),
+            session: SessionId(0),
+            xid: Xid(0),
+            time_ms: wall_ms(),
+            auth: Vec::new(),
+            op,
+        };
+        self.raft.propose(cmd.encode()).await
+    }
+
     /// Proposes a command of the server itself (expiry, sweeps).
     fn propose_internal(&self, session: SessionId, op: Op) {
         let cmd = Command {
@@ -463,6 +476,7 @@ async fn leader_ticks(ctx: Arc<ServerCtx>, mut stop: watch::Receiver<bool>) {
         Duration::from_millis(u64::from(ctx.cfg.container_check_interval_ms).max(100));
     let mut leading = false;
     let mut last_sweep = tokio::time::Instant::now();
+    let reconfiguring = Arc::new(AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -487,6 +501,7 @@ async fn leader_ticks(ctx: Arc<ServerCtx>, mut stop: watch::Receiver<bool>) {
             info!(session = format_args!("{:#x}", s.0), "expiring session");
             ctx.propose_internal(s, Op::CloseSession);
         }
+        crate::reconfig::reconcile(&ctx, &reconfiguring);
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = tokio::time::Instant::now();
             sweep(&ctx);

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::{RawClient, TestServer, write_frame};
 use warren_proto::records::{
-    ConnectRequest, ConnectResponse, CreateRequest, GetDataRequest, GetDataResponse, SyncRequest,
+    ConnectRequest, ConnectResponse, CreateRequest, GetDataRequest, GetDataResponse,
+    ReconfigRequest, SyncRequest,
 };
 use warren_proto::request::Request;
 use warren_proto::{Acl, ErrorCode, Record, SessionId};
@@ -153,6 +154,15 @@ fn get(path: &str) -> Request {
     Request::GetData(GetDataRequest {
         path: path.into(),
         watch: false,
+    })
+}
+
+fn reconfig(joining: &str) -> Request {
+    Request::Reconfig(ReconfigRequest {
+        joining_servers: joining.into(),
+        leaving_servers: String::new(),
+        new_members: String::new(),
+        cur_config_id: -1,
     })
 }
 
@@ -317,9 +327,13 @@ fn a_minority_server_in_read_only_mode_serves_reads_and_refuses_writes() {
 
 #[test]
 fn without_read_only_mode_a_minority_server_refuses_every_new_session() {
-    // Phase 1: three servers without readonlymode; sessions are granted on server 1.
+    // Phase 1: three servers without readonlymode (nor reconfigEnabled); sessions are
+    // granted on server 1, and reconfig is disabled.
     let mut e = Ensemble::start(3, &[]);
     write_through(&e, 0, "/x");
+    let mut c = rw_client(&e, 0);
+    assert_eq!(c.call(&reconfig("")).0, ErrorCode::ReconfigDisabled);
+    drop(c);
 
     // Phase 2: two servers stop; server 1 soon closes every handshake unanswered, even
     // one asking for read-only.
@@ -335,4 +349,24 @@ fn without_read_only_mode_a_minority_server_refuses_every_new_session() {
     e.restart(1);
     write_through(&e, 0, "/y");
     wait_applied(&e, 0, "/y");
+}
+
+#[test]
+fn a_standalone_server_refuses_reconfig_as_zookeeper_does() {
+    // ZooKeeper checks reconfigEnabled first (ReconfigDisabled), then needs a quorum peer:
+    // its standalone server answers Unimplemented even with reconfig enabled.
+    let joining = "server.2=127.0.0.1:1:2:participant;127.0.0.1:3";
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(common::test_config(dir.path(), &[]));
+    let mut c = RawClient::connect(server.addr);
+    assert_eq!(c.call(&reconfig(joining)).0, ErrorCode::ReconfigDisabled);
+    drop((c, server));
+    let dir = tempfile::tempdir().unwrap();
+    let enabled = common::test_config(dir.path(), &[("reconfigEnabled", "true")]);
+    let server = TestServer::start_with(enabled);
+    let mut c = RawClient::connect(server.addr);
+    assert_eq!(c.call(&reconfig(joining)).0, ErrorCode::Unimplemented);
+    // The config node of a standalone server stays empty, as ZooKeeper's.
+    let data: GetDataResponse = c.ok(&get("/zookeeper/config"));
+    assert_eq!(data.data.as_deref(), Some(&b""[..]));
 }

@@ -43,6 +43,7 @@
 //!
 
 pub mod command;
+pub mod config;
 pub mod path;
 
 mod acl;
