@@ -363,6 +363,9 @@ pub struct ServerStats {
     pub quorum: Option<QuorumStats>,
     /// The Raft term, in an ensemble (printed by `srvr`, `stat` and `mntr`).
     pub raft_term: Option<u64>,
+    /// The current configuration (`/zookeeper/config`'s text) once written, which `conf`
+    /// prints as its membership (else zoo.cfg's `server.N` lines and `version=0`).
+    pub membership: Option<String>,
     /// The process environment, for `envi`.
     pub environment: EnvironmentInfo,
     /// The trace mask `gtmk` reports (and `stmk` set).
@@ -410,6 +413,7 @@ impl Default for ServerStats {
             log_dir_bytes: 0,
             quorum: None,
             raft_term: None,
+            membership: None,
             environment: EnvironmentInfo::default(),
             trace_mask: DEFAULT_TRACE_MASK,
             digests: Vec::new(),
@@ -609,6 +613,10 @@ fn conf(cfg: &ServerConfig, stats: &ServerStats) -> String {
         me.map_or(0, |s| s.peer_port),
         me.map_or(0, |s| s.role as u8),
     );
+    if let Some(current) = &stats.membership {
+        out.push_str(current);
+        return out;
+    }
     for server in &cfg.servers {
         let _ = writeln!(out, "server.{}={server}", server.id);
     }

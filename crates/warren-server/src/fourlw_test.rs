@@ -377,6 +377,12 @@ fn conf_in_an_ensemble_ends_with_membership() {
          quorumPort=2889\npeerType=1\nmembership: \nserver.1=zk1:2888:3888:participant\n\
          server.2=zk2:2889:3889:observer;0.0.0.0:2181\nversion=0"
     ));
+    // Once /zookeeper/config is written (by the leader, or a reconfig), conf prints it.
+    s.membership = Some("server.1=zk1:2888:3888:participant;0.0.0.0:2181\nversion=1f".into());
+    let text = answer("conf", &config, &s);
+    assert!(text.ends_with(
+        "peerType=1\nmembership: \nserver.1=zk1:2888:3888:participant;0.0.0.0:2181\nversion=1f"
+    ));
 }
 
 #[test]

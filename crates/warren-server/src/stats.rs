@@ -86,6 +86,11 @@ pub fn collect(ctx: &ServerCtx) -> ServerStats {
         environment: EnvironmentInfo::from_process(),
         raft_term: (mode != ServerMode::Standalone).then_some(status.term),
         quorum: (mode != ServerMode::Standalone).then(|| quorum(&status)),
+        membership: tree
+            .get_data(warren_tree::config::CONFIG_PATH)
+            .and_then(|(data, _)| data)
+            .filter(|data| !data.is_empty())
+            .map(|data| String::from_utf8_lossy(data).into_owned()),
         ..ServerStats::default()
     }
 }

@@ -216,6 +216,13 @@ async fn a_server_joins_and_one_leaves_through_reconfig() {
     let mut ports4 = ports.clone();
     ports4.push(m[3].client_port);
     same_config_everywhere(&ports4, &joined).await;
+    for port in &ports4 {
+        let conf = four_letter_word(*port, "conf").expect("conf answers");
+        assert!(
+            conf.ends_with(&format!("membership: \n{joined}")),
+            "conf on {port} prints the new membership:\n{conf}"
+        );
+    }
 
     // Phase 4: server 4 follows, votes (quorum of four on the leader) and serves writes that
     // every other server sees; data from before it joined is there too.
