@@ -1,6 +1,7 @@
 //! `reconfig` against an ensemble of real `warren server` processes: a fourth server process
-//! joins as a participant through a follower and serves; one leaves; every server shows the
-//! same `/zookeeper/config`; bad versions, bad arguments and missing rights are refused.
+//! joins as a participant through a follower and serves, a fifth as an observer; one leaves;
+//! every server shows the same `/zookeeper/config`; bad versions, bad arguments and missing
+//! rights are refused.
 //! Each server runs from its own zoo.cfg on free ports (never 2181); every wait is bounded.
 
 mod support;
@@ -25,11 +26,15 @@ struct Member {
 }
 
 fn member(root: &Path, id: u8) -> Member {
+    member_as(root, id, "participant")
+}
+
+fn member_as(root: &Path, id: u8, role: &str) -> Member {
     let client_port = free_port();
     let dir = root.join(format!("server{id}"));
     std::fs::create_dir_all(dir.join("data")).expect("server dir");
     let line = format!(
-        "server.{id}=127.0.0.1:{}:{}:participant;127.0.0.1:{client_port}",
+        "server.{id}=127.0.0.1:{}:{}:{role};127.0.0.1:{client_port}",
         free_port(),
         free_port()
     );
@@ -155,7 +160,7 @@ fn srvr_mode(port: u16) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_joins_and_one_leaves_through_reconfig() {
+async fn servers_join_and_one_leaves_through_reconfig() {
     let root = tempfile::tempdir().expect("temp dir");
     let m: Vec<Member> = (1..=4).map(|id| member(root.path(), id)).collect();
     let first3 = [&m[0], &m[1], &m[2]];
@@ -253,16 +258,46 @@ async fn a_server_joins_and_one_leaves_through_reconfig() {
     })
     .await;
 
-    // Phase 5: server 3 leaves; every remaining server shows the configuration without it,
+    // Phase 5: a fifth server process joins as an observer: it follows without voting (the
+    // quorum stays four) and serves the replicated data.
+    let observer = member_as(root.path(), 5, "observer");
+    let all5 = [&m[0], &m[1], &m[2], &m[3], &observer];
+    let mut fifth = start(&observer, &all5);
+    fifth.wait_ready();
+    let with_observer = reconfig(&admin, &[observer.line.as_str()], &[], None)
+        .await
+        .expect("reconfig adds observer 5");
+    assert!(with_observer.contains(&observer.line), "{with_observer}");
+    eventually("server 5 observes", || async {
+        (srvr_mode(observer.client_port).as_deref() == Some("observer")).then_some(())
+    })
+    .await;
+    let on_five = connect(observer.client_port, false).await;
+    eventually("server 5 serves the replicated data", || async {
+        on_five.get_data("/joined").await.ok().map(|_| ())
+    })
+    .await;
+    ports4.push(observer.client_port);
+    same_config_everywhere(&ports4, &with_observer).await;
+    eventually("observers do not vote", || async {
+        ports4.iter().copied().find(|p| {
+            four_letter_word(*p, "mntr").is_ok_and(|r| {
+                r.contains("zk_server_state\tleader") && r.contains("zk_quorum_size\t4")
+            })
+        })
+    })
+    .await;
+
+    // Phase 6: server 3 leaves; every remaining server shows the configuration without it,
     // the leader's quorum is three again, and with server 3 stopped writes still commit.
     let left = reconfig(&admin, &[], &["3"], None)
         .await
         .expect("reconfig removes server 3");
     assert!(!left.contains("server.3="), "server.3 gone from {left}");
-    let remaining = [ports[0], ports[1], m[3].client_port];
+    let remaining = [ports[0], ports[1], m[3].client_port, observer.client_port];
     same_config_everywhere(&remaining, &left).await;
     eventually("the leader's quorum shrinks to three", || async {
-        remaining.iter().copied().find(|p| {
+        remaining[..3].iter().copied().find(|p| {
             four_letter_word(*p, "mntr").is_ok_and(|r| {
                 r.contains("zk_server_state\tleader") && r.contains("zk_quorum_size\t3")
             })
