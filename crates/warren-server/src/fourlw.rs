@@ -293,6 +293,9 @@ pub struct ServerStats {
     pub version: String,
     /// Whether the server is serving requests; when not, most words answer [`NOT_SERVING`].
     pub serving: bool,
+    /// Cut off from its quorum without read-only mode: ZooKeeper's peer then runs no
+    /// server, and `isro` answers `null` (the other words keep answering here).
+    pub cut_off: bool,
     /// The server's role.
     pub mode: ServerMode,
     /// This server's id (0 standalone).
@@ -379,6 +382,7 @@ impl Default for ServerStats {
         ServerStats {
             version: full_version(),
             serving: true,
+            cut_off: false,
             mode: ServerMode::Standalone,
             server_id: 0,
             client_port: None,
@@ -438,7 +442,7 @@ pub fn answer(word: &str, cfg: &ServerConfig, stats: &ServerStats) -> String {
         "ruok" => return "imok".to_string(),
         "gtmk" | "stmk" => return stats.trace_mask.to_string(),
         "envi" => return envi(stats),
-        "isro" if !stats.serving => return "null".to_string(),
+        "isro" if !stats.serving || stats.cut_off => return "null".to_string(),
         "hash" if !stats.serving => return NOT_SERVING.to_string(),
         _ if !stats.serving => return format!("{NOT_SERVING}\n"),
         _ => {}

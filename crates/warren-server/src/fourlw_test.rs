@@ -163,6 +163,8 @@ fn srvr_for_leader_and_read_only() {
     assert_eq!(answer("isro", &all_words(), &s), "ro");
     s.mode = ServerMode::Follower;
     assert_eq!(answer("isro", &all_words(), &s), "rw");
+    s.cut_off = true;
+    assert_eq!(answer("isro", &all_words(), &s), "null");
 }
 
 #[test]

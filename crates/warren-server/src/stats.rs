@@ -86,6 +86,7 @@ pub fn collect(ctx: &ServerCtx) -> ServerStats {
         environment: EnvironmentInfo::from_process(),
         raft_term: (mode != ServerMode::Standalone).then_some(status.term),
         quorum: (mode != ServerMode::Standalone).then(|| quorum(&status)),
+        cut_off: ctx.quorum.cut_off() && !ctx.quorum.read_only(),
         membership: tree
             .get_data(warren_tree::config::CONFIG_PATH)
             .and_then(|(data, _)| data)
