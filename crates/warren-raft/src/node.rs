@@ -587,6 +587,15 @@ impl RaftNode {
         *self.core.call_handler.write().expect("handler lock") = Some(handler);
     }
 
+    /// From now on the application keeps the membership (ZooKeeper's reconfig): this node no
+    /// longer adds `RaftConfig::learners` back when they are missing, so a learner the
+    /// application removed stays removed. Idempotent.
+    pub fn hand_over_membership(&self) {
+        self.core
+            .membership_handed_over
+            .store(true, Ordering::Relaxed);
+    }
+
     /// Adds a learner (observer) at `addr`, on the leader; returns the membership entry's log
     /// index once committed. It starts receiving the log at once.
     pub async fn add_learner(&self, id: u64, addr: String) -> Result<u64, ProposeError> {

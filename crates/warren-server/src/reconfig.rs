@@ -154,6 +154,9 @@ async fn step(ctx: &ServerCtx, data: &[u8]) {
         }
         return;
     }
+    // The configuration is written: it alone says who the members are from now on (an
+    // observer zoo.cfg lists is not added back after a reconfig removed it).
+    ctx.raft.hand_over_membership();
     let (servers, version) = parse_config(data);
     let want = wanted(&servers);
     let status = ctx.raft.status();
