@@ -208,9 +208,12 @@ class WarrenTarget:
 
     # The settings kazoo's own harness gives ZooKeeper (kazoo/testing/harness.py and
     # common.py), as warren flags: every four-letter word, the super digest of "super:test",
-    # no per-IP connection bound, a 2 s tick.
+    # no per-IP connection bound, a 2 s tick, read-only mode (-Dreadonlymode.enabled=true)
+    # and reconfig (a standalone server still answers ReconfigDisabled, as ZooKeeper's).
     HARNESS_SETTINGS = [
         "4lw.commands.whitelist=*",
+        "readonlymode.enabled=true",
+        "reconfigEnabled=true",
         "zookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
         "maxClientCnxns=0",
         "tickTime=2000",

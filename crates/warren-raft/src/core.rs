@@ -34,6 +34,9 @@ pub(crate) struct Core {
     pub(crate) shutting_down: AtomicBool,
     pub(crate) app_handler: RwLock<Option<AppHandler>>,
     pub(crate) call_handler: RwLock<Option<CallHandler>>,
+    /// Set once the application manages the membership itself (ZooKeeper's reconfig):
+    /// the configured learners are then no longer added back when missing.
+    pub(crate) membership_handed_over: AtomicBool,
     /// Leader side, per follower: the epoch of the newest client stream it opened. Forwards
     /// are enqueued under this lock, so a stream the follower gave up (and whose entries it
     /// reported indeterminate) can never slip an entry in after the newer stream's.
@@ -65,6 +68,7 @@ impl Core {
             shutting_down: AtomicBool::new(false),
             app_handler: RwLock::new(None),
             call_handler: RwLock::new(None),
+            membership_handed_over: AtomicBool::new(false),
             gates: Mutex::new(HashMap::new()),
             snapshot_bytes_max,
             read_index_timeout,

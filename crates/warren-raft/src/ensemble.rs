@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -128,7 +129,8 @@ async fn watch(core: &Core, links: &Links, cfg: &RaftConfig) {
             }
             last_leader = leader;
         }
-        if leading && !missing.is_empty() && Instant::now() >= next_learner_try {
+        let handed_over = core.membership_handed_over.load(Ordering::Relaxed);
+        if leading && !handed_over && !missing.is_empty() && Instant::now() >= next_learner_try {
             for (id, addr) in missing {
                 match core.raft.add_learner(id, PeerNode { addr }, false).await {
                     Ok(_) => tracing::info!(learner = id, "learner (observer) added"),

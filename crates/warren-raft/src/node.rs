@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::future::Either;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::ClientWriteError;
-use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
+use openraft::{ChangeMembers, Instant as _, Raft, RaftMetrics, ServerState};
 use tokio::task::JoinHandle;
 
 use crate::backend::Backends;
@@ -154,6 +154,11 @@ pub struct NodeStatus {
     /// On the leader: each other node's matched log index (`None`: nothing matched yet).
     /// Empty elsewhere.
     pub replication: BTreeMap<u64, Option<u64>>,
+    /// On the leader: milliseconds since a quorum of voters last acknowledged it (its
+    /// lease; `None` elsewhere, or before the first acknowledgement). A leader cut off from
+    /// its quorum keeps leading in Raft but this age grows: the server reads it to tell
+    /// whether it may still serve read-write clients.
+    pub quorum_acked_ms: Option<u64>,
 }
 
 /// Counters of the log's I/O (group commit makes `fsyncs` much smaller than `entries`).
@@ -596,6 +601,15 @@ impl RaftNode {
         *self.core.call_handler.write().expect("handler lock") = Some(handler);
     }
 
+    /// From now on the application keeps the membership (ZooKeeper's reconfig): this node no
+    /// longer adds `RaftConfig::learners` back when they are missing, so a learner the
+    /// application removed stays removed. Idempotent.
+    pub fn hand_over_membership(&self) {
+        self.core
+            .membership_handed_over
+            .store(true, Ordering::Relaxed);
+    }
+
     /// Adds a learner (observer) at `addr`, on the leader; returns the membership entry's log
     /// index once committed. It starts receiving the log at once.
     pub async fn add_learner(&self, id: u64, addr: String) -> Result<u64, ProposeError> {
@@ -745,6 +759,11 @@ impl RaftNode {
             voters,
             learners,
             replication,
+            quorum_acked_ms: m
+                .last_quorum_acked
+                .as_ref()
+                .filter(|_| m.state == ServerState::Leader)
+                .map(|t| t.elapsed().as_millis() as u64),
         }
     }
 

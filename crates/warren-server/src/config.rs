@@ -958,7 +958,11 @@ fn parse_whitelist(key: &str, value: &str, warnings: &mut Vec<String>) -> Vec<St
 
 /// `server.N` → [`ServerSpec`], as `QuorumPeer.QuorumServer` parses it (one address; the
 /// `|`-separated multi-address form is refused).
-fn parse_server_line(key: &str, id: &str, value: &str) -> Result<ServerSpec, ConfigError> {
+pub(crate) fn parse_server_line(
+    key: &str,
+    id: &str,
+    value: &str,
+) -> Result<ServerSpec, ConfigError> {
     let id = parse_server_id(key, id).map_err(|_| bad(key, value, "N must be from 1 to 255"))?;
     let wrong = || {
         bad(

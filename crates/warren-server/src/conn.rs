@@ -239,6 +239,9 @@ pub struct Conn {
     pub session: Mutex<SessionId>,
     /// This connection's in-flight permits (`requests_in_flight_per_session_max`).
     pub in_flight: Arc<Semaphore>,
+    /// A read-only client's connection on a server cut off from its quorum (see
+    /// [`crate::quorum`]): writes get NotReadOnly.
+    read_only: std::sync::atomic::AtomicBool,
 }
 
 impl Conn {
@@ -251,7 +254,19 @@ impl Conn {
             state: Mutex::new(ConnState::default()),
             session: Mutex::new(SessionId(0)),
             in_flight: Arc::new(Semaphore::new(in_flight_max.max(1))),
+            read_only: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether this is a read-only client's connection.
+    pub fn read_only(&self) -> bool {
+        self.read_only.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks this connection read-only (its handshake was answered `readOnly=true`).
+    pub fn set_read_only(&self) {
+        self.read_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The session of this connection (0 before the handshake).

@@ -102,6 +102,10 @@ pub async fn serve_with_auth<S>(
     let was_current = ctx.shared.conns.lock().unregister(&conn);
     if was_current {
         ctx.shared.watches.lock().remove_session(conn.session());
+        if conn.read_only() {
+            let now = ctx.shared.now_ms();
+            ctx.quorum.local_sessions.lock().detach(conn.session(), now);
+        }
     }
     let _ = writer_task.await;
 }
@@ -204,7 +208,9 @@ where
                 debug!(conn = conn.id, error = %e, "request body does not decode");
                 // A write's body is read after it has a zxid in ZooKeeper: it is refused
                 // through the log. Any other gets MarshallingError at once.
-                if let Some((op, kind)) = undecodable_write(header.op) {
+                if conn.read_only() && undecodable_write(header.op).is_some() {
+                    not_read_only(ctx, conn, header.xid);
+                } else if let Some((op, kind)) = undecodable_write(header.op) {
                     conn.state.lock().push_write(header.xid, kind);
                     ctx.propose(conn.clone(), header.xid, session, auth.clone(), op);
                 } else {
@@ -293,17 +299,32 @@ fn dispatch(ctx: &Arc<ServerCtx>, conn: &Arc<Conn>, xid: Xid, req: Request, call
         multi_ops_max: limits.multi_ops_max as usize,
         set_watches_paths_max: limits.set_watches_paths_max as usize,
         watches_per_session_max: limits.watches_per_session_max as usize,
+        reconfig_enabled: ctx.cfg.reconfig_enabled,
+        ensemble: !ctx.cfg.servers.is_empty(),
     };
     let zxid = ctx.shared.tree.read().last_zxid();
-    match plan(xid, zxid, req, caller, rules) {
+    let action = plan(xid, zxid, req, caller, rules);
+    if conn.read_only() {
+        return dispatch_read_only(ctx, conn, xid, action, caller);
+    }
+    match action {
         Action::Read(run) => {
             ctx.shared
                 .finish(conn, |st| st.queue.push_back(Pending::Read(run)));
         }
         Action::Answer(frame, close) => answer(ctx, conn, frame, close),
-        Action::Write(op, kind) => {
+        Action::Write(mut op, kind) => {
             conn.state.lock().push_write(xid, kind);
-            ctx.propose(conn.clone(), xid, caller.session, caller.auth.to_vec(), op);
+            if let Op::Reconfig { initial, .. } = &mut op {
+                *initial = crate::reconfig::initial_config(&ctx.cfg.servers);
+            }
+            let mut auth = caller.auth.to_vec();
+            // zookeeper.skipACL: "reconfig operation will skip ACL checks" (the only ACL
+            // check the server skips so far).
+            if ctx.cfg.skip_acl && matches!(op, Op::Reconfig { .. }) {
+                auth.push(Id::new("super", ""));
+            }
+            ctx.propose(conn.clone(), xid, caller.session, auth, op);
         }
         Action::Barrier(frame) => {
             let token = conn.state.lock().push_waiting();
@@ -323,6 +344,43 @@ fn dispatch(ctx: &Arc<ServerCtx>, conn: &Arc<Conn>, xid: Xid, req: Request, call
     }
 }
 
+/// [`dispatch`] on a read-only client's connection (ZooKeeper's `ReadOnlyRequestProcessor`):
+/// reads as usual; writes and `sync` answer NotReadOnly; closeSession forgets a local
+/// session and closes (nothing is logged: a session from the tree expires on the leader).
+fn dispatch_read_only(
+    ctx: &Arc<ServerCtx>,
+    conn: &Arc<Conn>,
+    xid: Xid,
+    action: Action,
+    caller: &Caller,
+) {
+    match action {
+        Action::Read(run) => {
+            ctx.shared
+                .finish(conn, |st| st.queue.push_back(Pending::Read(run)));
+        }
+        Action::Answer(frame, close) => answer(ctx, conn, frame, close),
+        Action::Write(Op::CloseSession, _) => {
+            ctx.quorum.local_sessions.lock().remove(caller.session);
+            let zxid = ctx.shared.tree.read().last_zxid();
+            let ok = ReplyHeader::new(xid, zxid, ErrorCode::Ok);
+            answer(ctx, conn, encode_reply_header(&ok), true);
+        }
+        Action::Write(..) | Action::Barrier(_) => not_read_only(ctx, conn, xid),
+    }
+}
+
+/// Answers a write on a read-only connection with NotReadOnly (-119).
+fn not_read_only(ctx: &ServerCtx, conn: &Conn, xid: Xid) {
+    let zxid = ctx.shared.tree.read().last_zxid();
+    answer(
+        ctx,
+        conn,
+        encode_error(xid, zxid, ErrorCode::NotReadOnly),
+        false,
+    );
+}
+
 /// The handshake. Returns the session, or `None` when the connection closes after an answer.
 fn connect(
     ctx: &Arc<ServerCtx>,
@@ -340,6 +398,21 @@ fn connect(
     }
     let read_only_byte = req.read_only.is_some();
     let timeout_ms = ctx.cfg.limits.negotiate_session_timeout_ms(req.timeout_ms);
+    if ctx.quorum.cut_off() {
+        // ZooKeeper's peer without a leader runs no ZooKeeperServer, or a read-only one
+        // that refuses clients not asking for read-only: the connection closes unanswered
+        // and the client tries another server.
+        if req.read_only == Some(true) && ctx.quorum.read_only() {
+            return Ok(connect_read_only(ctx, conn, req, timeout_ms));
+        }
+        info!(
+            peer = %conn.peer,
+            read_only_client = req.read_only == Some(true),
+            read_only_mode = ctx.cfg.read_only_mode_enabled,
+            "session refused: cut off from the quorum"
+        );
+        return Ok(None);
+    }
     if req.session_id.0 == 0 {
         let session = ctx.new_session_id();
         let password = ctx.new_password();
@@ -388,6 +461,59 @@ fn connect(
     }
     ctx.touch(req.session_id);
     Ok(Some(req.session_id))
+}
+
+/// The handshake of a read-only client on a server cut off from its quorum: a new local
+/// session, or a local or tree session resumed with its password, answered `readOnly=true`.
+fn connect_read_only(
+    ctx: &Arc<ServerCtx>,
+    conn: &Arc<Conn>,
+    req: &ConnectRequest,
+    timeout_ms: i32,
+) -> Option<SessionId> {
+    let session = if req.session_id.0 == 0 {
+        let id = ctx.new_session_id();
+        let password = ctx.new_password();
+        ctx.quorum
+            .local_sessions
+            .lock()
+            .insert(id, password, timeout_ms);
+        Some((id, password.to_vec()))
+    } else {
+        let local = ctx
+            .quorum
+            .local_sessions
+            .lock()
+            .resume(req.session_id, &req.passwd)
+            .is_some();
+        let global = || {
+            ctx.shared
+                .tree
+                .read()
+                .session(req.session_id)
+                .is_some_and(|s| s.password.as_slice() == req.passwd.as_slice())
+        };
+        (local || global()).then(|| (req.session_id, req.passwd.clone()))
+    };
+    let resp = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms: session.as_ref().map_or(0, |_| timeout_ms),
+        session_id: session.as_ref().map_or(SessionId(0), |s| s.0),
+        passwd: session
+            .as_ref()
+            .map_or_else(|| vec![0; 16], |s| s.1.clone()),
+        read_only: Some(true),
+    };
+    answer(ctx, conn, encode_connect_response(&resp), session.is_none());
+    let (id, _) = session?;
+    conn.set_read_only();
+    debug!(session = format_args!("{:#x}", id.0), "read-only session");
+    ctx.shared.watches.lock().remove_session(id);
+    let old = ctx.shared.conns.lock().attach(id, conn);
+    if let Some(old) = old {
+        old.outbox.close();
+    }
+    Some(id)
 }
 
 /// The xid under which a new session's handshake waits in the queue (negative xids are the

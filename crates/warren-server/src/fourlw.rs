@@ -293,6 +293,9 @@ pub struct ServerStats {
     pub version: String,
     /// Whether the server is serving requests; when not, most words answer [`NOT_SERVING`].
     pub serving: bool,
+    /// Cut off from its quorum without read-only mode: ZooKeeper's peer then runs no
+    /// server, and `isro` answers `null` (the other words keep answering here).
+    pub cut_off: bool,
     /// The server's role.
     pub mode: ServerMode,
     /// This server's id (0 standalone).
@@ -363,6 +366,9 @@ pub struct ServerStats {
     pub quorum: Option<QuorumStats>,
     /// The Raft term, in an ensemble (printed by `srvr`, `stat` and `mntr`).
     pub raft_term: Option<u64>,
+    /// The current configuration (`/zookeeper/config`'s text) once written, which `conf`
+    /// prints as its membership (else zoo.cfg's `server.N` lines and `version=0`).
+    pub membership: Option<String>,
     /// The process environment, for `envi`.
     pub environment: EnvironmentInfo,
     /// The trace mask `gtmk` reports (and `stmk` set).
@@ -376,6 +382,7 @@ impl Default for ServerStats {
         ServerStats {
             version: full_version(),
             serving: true,
+            cut_off: false,
             mode: ServerMode::Standalone,
             server_id: 0,
             client_port: None,
@@ -410,6 +417,7 @@ impl Default for ServerStats {
             log_dir_bytes: 0,
             quorum: None,
             raft_term: None,
+            membership: None,
             environment: EnvironmentInfo::default(),
             trace_mask: DEFAULT_TRACE_MASK,
             digests: Vec::new(),
@@ -434,7 +442,7 @@ pub fn answer(word: &str, cfg: &ServerConfig, stats: &ServerStats) -> String {
         "ruok" => return "imok".to_string(),
         "gtmk" | "stmk" => return stats.trace_mask.to_string(),
         "envi" => return envi(stats),
-        "isro" if !stats.serving => return "null".to_string(),
+        "isro" if !stats.serving || stats.cut_off => return "null".to_string(),
         "hash" if !stats.serving => return NOT_SERVING.to_string(),
         _ if !stats.serving => return format!("{NOT_SERVING}\n"),
         _ => {}
@@ -609,6 +617,10 @@ fn conf(cfg: &ServerConfig, stats: &ServerStats) -> String {
         me.map_or(0, |s| s.peer_port),
         me.map_or(0, |s| s.role as u8),
     );
+    if let Some(current) = &stats.membership {
+        out.push_str(current);
+        return out;
+    }
     for server in &cfg.servers {
         let _ = writeln!(out, "server.{}={server}", server.id);
     }

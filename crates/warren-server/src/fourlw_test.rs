@@ -163,6 +163,8 @@ fn srvr_for_leader_and_read_only() {
     assert_eq!(answer("isro", &all_words(), &s), "ro");
     s.mode = ServerMode::Follower;
     assert_eq!(answer("isro", &all_words(), &s), "rw");
+    s.cut_off = true;
+    assert_eq!(answer("isro", &all_words(), &s), "null");
 }
 
 #[test]
@@ -376,6 +378,12 @@ fn conf_in_an_ensemble_ends_with_membership() {
         "listen_backlog_max=1024\ninitLimit=10\nsyncLimit=5\nelectionAlg=3\nelectionPort=3889\n\
          quorumPort=2889\npeerType=1\nmembership: \nserver.1=zk1:2888:3888:participant\n\
          server.2=zk2:2889:3889:observer;0.0.0.0:2181\nversion=0"
+    ));
+    // Once /zookeeper/config is written (by the leader, or a reconfig), conf prints it.
+    s.membership = Some("server.1=zk1:2888:3888:participant;0.0.0.0:2181\nversion=1f".into());
+    let text = answer("conf", &config, &s);
+    assert!(text.ends_with(
+        "peerType=1\nmembership: \nserver.1=zk1:2888:3888:participant;0.0.0.0:2181\nversion=1f"
     ));
 }
 

@@ -7,6 +7,8 @@
 //! - [`requests`]: what each request does (reads, write ops, reply frames).
 //! - [`core`]: shared state and the apply path (the sequencing point for events and replies).
 //! - [`watch`]: the watch registry (ZooKeeper's two `WatchManager`s).
+//! - [`reconfig`]: reconfig requests into log ops; the leader making Raft follow them.
+//! - [`quorum`]: whether the server is in touch with a quorum; read-only mode.
 //! - [`expiry`]: session deadlines in tick buckets, run by the leader.
 //! - [`auth`]: digest and ip identities.
 //! - [`sasl`]: SASL DIGEST-MD5 (opcode 102) with users from a JAAS file.
@@ -22,6 +24,8 @@ pub mod core;
 pub mod expiry;
 pub mod fourlw;
 pub mod limits;
+pub mod quorum;
+pub mod reconfig;
 pub mod requests;
 pub mod sasl;
 pub mod server;

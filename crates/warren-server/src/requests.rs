@@ -61,6 +61,11 @@ pub struct RequestRules {
     pub set_watches_paths_max: usize,
     /// `Limits::watches_per_session_max`: a read that would add more fails (ThrottledOp).
     pub watches_per_session_max: usize,
+    /// `reconfigEnabled`: else reconfig is refused with ReconfigDisabled.
+    pub reconfig_enabled: bool,
+    /// An ensemble member (`server.N` lines): a standalone server with `reconfigEnabled`
+    /// answers reconfig Unimplemented, as ZooKeeper's standalone server does.
+    pub ensemble: bool,
 }
 
 impl RequestRules {
@@ -220,11 +225,15 @@ fn write_op(req: Request, rules: RequestRules) -> Routed {
         },
         Request::CloseSession => Op::CloseSession,
         Request::Multi(ops) => Op::Multi(ops.into_iter().map(single).collect()),
-        // Reconfig is a write in ZooKeeper too; standalone (and without reconfigEnabled) it
-        // is refused with a zxid.
-        Request::Reconfig(_) => Op::Refused {
+        // Reconfig is a write in ZooKeeper too; disabled (or standalone) it is refused with a
+        // zxid, in ZooKeeper's order: ReconfigDisabled, then Unimplemented standalone.
+        Request::Reconfig(_) if !rules.reconfig_enabled => Op::Refused {
             code: ErrorCode::ReconfigDisabled,
         },
+        Request::Reconfig(_) if !rules.ensemble => Op::Refused {
+            code: ErrorCode::Unimplemented,
+        },
+        Request::Reconfig(r) => crate::reconfig::reconfig_op(&r, Vec::new()),
         // ZooKeeper accepts deleteContainer from clients; 3.9 then deletes any node that is
         // not ephemeral, without an ACL check. warren deletes only what its own container
         // sweep would, answering BadVersion for anything else.
@@ -582,6 +591,14 @@ pub fn write_reply(xid: Xid, zxid: Zxid, op: i32, multi: &[i32], outcome: &Outco
             Some(OpCode::SetAcl) => reply(xid, zxid, &SetAclResponse { stat: *stat }),
             _ => reply(xid, zxid, &SetDataResponse { stat: *stat }),
         },
+        Outcome::Data { data, stat } => reply(
+            xid,
+            zxid,
+            &GetDataResponse {
+                data: Some(data.clone()),
+                stat: *stat,
+            },
+        ),
         Outcome::Done => encode_reply_header(&ReplyHeader::new(xid, zxid, ErrorCode::Ok)),
         Outcome::Multi(outcomes) => {
             let results = outcomes

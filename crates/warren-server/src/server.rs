@@ -101,6 +101,8 @@ pub struct ServerCtx {
     leading: AtomicBool,
     /// Sessions heard from since the last batch to the leader (followers only).
     touched: Mutex<HashSet<SessionId>>,
+    /// In touch with a quorum or not; read-only mode and its local sessions.
+    pub quorum: crate::quorum::QuorumState,
 }
 
 impl ServerCtx {
@@ -122,6 +124,19 @@ impl ServerCtx {
             self.shared.forget_proposed(&p.payload);
             fail_write(self, &p.conn, p.xid, ErrorCode::ConnectionLoss);
         }
+    }
+
+    /// Proposes a command of the server itself and waits until it is applied here.
+    pub async fn propose_and_wait(&self, op: Op) -> Result<u64, warren_raft::ProposeError> {
+        let cmd = Command {
+            origin: origin(self.shared.node_id, 0),
+            session: SessionId(0),
+            xid: Xid(0),
+            time_ms: wall_ms(),
+            auth: Vec::new(),
+            op,
+        };
+        self.raft.propose(cmd.encode()).await
     }
 
     /// Proposes a command of the server itself (expiry, sweeps).
@@ -146,7 +161,7 @@ impl ServerCtx {
     /// deadlines; a follower batches the sessions it heard from to the leader every half
     /// tick, as ZooKeeper's followers forward pings.
     pub fn touch(&self, session: SessionId) {
-        if session.0 == 0 {
+        if session.0 == 0 || self.quorum.read_only() {
             return;
         }
         if !self.leading.load(Ordering::Relaxed) {
@@ -269,14 +284,20 @@ impl Server {
             next_session: AtomicI64::new(first_session_id(node_id)),
             leading: AtomicBool::new(false),
             touched: Mutex::new(HashSet::new()),
+            quorum: crate::quorum::QuorumState::default(),
         });
         install_touch_handler(&ctx);
+        install_call_handler(&ctx);
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(proposer(ctx.clone(), prx)),
             tokio::spawn(leader_ticks(ctx.clone(), stop_rx.clone())),
             tokio::spawn(accept_loop(ctx.clone(), listener, stop_rx.clone())),
         ];
+        if !ctx.cfg.servers.is_empty() {
+            let watch = crate::quorum::watch_quorum(ctx.clone(), stop_rx.clone());
+            tasks.push(tokio::spawn(watch));
+        }
         let mut secure_addr = None;
         if let Some(((listener, addr), acceptor)) = secure {
             secure_addr = Some(addr);
@@ -478,6 +499,7 @@ async fn leader_ticks(ctx: Arc<ServerCtx>, mut stop: watch::Receiver<bool>) {
         Duration::from_millis(u64::from(ctx.cfg.container_check_interval_ms).max(100));
     let mut leading = false;
     let mut last_sweep = tokio::time::Instant::now();
+    let reconfiguring = Arc::new(AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -502,6 +524,7 @@ async fn leader_ticks(ctx: Arc<ServerCtx>, mut stop: watch::Receiver<bool>) {
             info!(session = format_args!("{:#x}", s.0), "expiring session");
             ctx.propose_internal(s, Op::CloseSession);
         }
+        crate::reconfig::reconcile(&ctx, &reconfiguring);
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = tokio::time::Instant::now();
             sweep(&ctx);
@@ -545,6 +568,25 @@ fn install_touch_handler(ctx: &Arc<ServerCtx>) {
                 for chunk in rest.chunks_exact(8) {
                     let id = i64::from_be_bytes(chunk.try_into().expect("chunks of 8 bytes"));
                     ctx.touch_deadline(SessionId(id));
+                }
+            }
+        }));
+}
+
+/// Answers application calls from peers: the quorum probe (see [`crate::quorum`]). Held
+/// weakly, as [`install_touch_handler`].
+fn install_call_handler(ctx: &Arc<ServerCtx>) {
+    let weak = Arc::downgrade(ctx);
+    ctx.raft
+        .set_call_handler(Arc::new(move |from, bytes: Vec<u8>| {
+            let Some(ctx) = weak.upgrade() else {
+                return Vec::new();
+            };
+            match bytes.first() {
+                Some(&crate::quorum::QUORUM_PROBE) => crate::quorum::answer_probe(&ctx),
+                _ => {
+                    debug!(from, "unknown application call");
+                    Vec::new()
                 }
             }
         }));

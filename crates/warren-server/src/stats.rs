@@ -12,6 +12,8 @@ pub fn collect(ctx: &ServerCtx) -> ServerStats {
     let status = ctx.raft.status();
     let mode = if ctx.cfg.servers.len() <= 1 {
         ServerMode::Standalone
+    } else if ctx.quorum.read_only() {
+        ServerMode::ReadOnly
     } else {
         match status.role {
             warren_raft::Role::Leader => ServerMode::Leader,
@@ -84,6 +86,12 @@ pub fn collect(ctx: &ServerCtx) -> ServerStats {
         environment: EnvironmentInfo::from_process(),
         raft_term: (mode != ServerMode::Standalone).then_some(status.term),
         quorum: (mode != ServerMode::Standalone).then(|| quorum(&status)),
+        cut_off: ctx.quorum.cut_off() && !ctx.quorum.read_only(),
+        membership: tree
+            .get_data(warren_tree::config::CONFIG_PATH)
+            .and_then(|(data, _)| data)
+            .filter(|data| !data.is_empty())
+            .map(|data| String::from_utf8_lossy(data).into_owned()),
         ..ServerStats::default()
     }
 }

@@ -67,6 +67,7 @@ impl DataTree {
                 | Op::DeleteContainer { .. }
                 | Op::DeleteTtl { .. }
                 | Op::Refused { .. }
+                | Op::SetConfig { .. }
         );
         if needs_session && !self.sessions.contains_key(&ctx.session) {
             return Outcome::Error(ErrorCode::SessionExpired);
@@ -120,6 +121,37 @@ impl DataTree {
             Op::DeleteContainer { path } => self.apply_delete_swept(ctx, path, false, fx),
             Op::DeleteTtl { path } => self.apply_delete_swept(ctx, path, true, fx),
             Op::Refused { code } => Err(*code),
+            Op::Reconfig {
+                from_config,
+                malformed,
+                joining,
+                leaving,
+                new_members,
+                initial,
+            } => {
+                let (mut current, version) = crate::config::parse_config(&self.config_data());
+                if current.is_empty() {
+                    current = initial.iter().map(|s| (s.id, s.clone())).collect();
+                }
+                if *from_config != -1 && *from_config != version {
+                    return Err(ErrorCode::BadVersion);
+                }
+                if *malformed {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let next =
+                    crate::config::next_config(&current, joining, leaving, new_members.as_deref());
+                if next.values().filter(|s| s.is_participant()).count() < 2 {
+                    return Err(ErrorCode::BadArguments);
+                }
+                self.write_config(ctx, next.values(), true, fx)
+            }
+            Op::SetConfig { servers } => {
+                if !self.config_data().is_empty() {
+                    return Err(ErrorCode::NodeExists);
+                }
+                self.write_config(ctx, servers, false, fx)
+            }
             Op::CreateSession { .. } | Op::CloseSession | Op::Multi(_) => {
                 Err(ErrorCode::MarshallingError)
             }
@@ -290,6 +322,38 @@ impl DataTree {
         fx.undo.push(Undo::Node(path.into(), old));
         fx.trigger(path, EventType::NodeDataChanged);
         Ok(Outcome::Stat(stat))
+    }
+
+    fn config_data(&self) -> Vec<u8> {
+        self.node(crate::config::CONFIG_PATH)
+            .and_then(|n| n.data.as_deref().map(<[u8]>::to_vec))
+            .unwrap_or_default()
+    }
+
+    /// Writes `/zookeeper/config` as ZooKeeper's reconfig txn does (a setData with version
+    /// -1, so the data version reads -1); `check_acl`: WRITE is needed (a client's reconfig).
+    fn write_config<'a>(
+        &mut self,
+        ctx: &Ctx<'_>,
+        servers: impl IntoIterator<Item = &'a crate::config::ConfigServer>,
+        check_acl: bool,
+        fx: &mut Effects,
+    ) -> OpResult {
+        let path = crate::config::CONFIG_PATH;
+        let n = self.node(path).ok_or(ErrorCode::NoNode)?;
+        if check_acl && !acl::check(self.acls.get(n.acl), perms::WRITE, ctx.auth) {
+            return Err(ErrorCode::NoAuth);
+        }
+        let data = crate::config::render_config(servers, ctx.zxid);
+        let mut new = n.with_data(Some(data.clone().into()));
+        new.version = -1;
+        new.mtime = ctx.time_ms;
+        new.mzxid = ctx.zxid;
+        let stat = new.stat();
+        let old = self.replace(path, Some(new));
+        fx.undo.push(Undo::Node(path.into(), old));
+        fx.trigger(path, EventType::NodeDataChanged);
+        Ok(Outcome::Data { data, stat })
     }
 
     fn apply_set_acl(

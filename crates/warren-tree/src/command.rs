@@ -17,8 +17,14 @@
 //!   9 DeleteContainer ustring path
 //!  10 DeleteTtl       ustring path
 //!  11 Refused         int error code
+//!  12 Reconfig        long cur_config_id, u8 malformed, vector<server> joining,
+//!                     vector<long> leaving, u8 has_new_members, vector<server> new_members,
+//!                     vector<server> initial
+//!  13 SetConfig       vector<server> servers
+//! server = long id, ustring spec (see `crate::config`)
 //! ```
 
+use crate::config::ConfigServer;
 use warren_proto::{
     Acl, CreateMode, DecodeError, ErrorCode, EventType, Id, Reader, Record, SessionId, Stat,
     Writer, Xid, Zxid,
@@ -121,6 +127,30 @@ pub enum Op {
         /// The error the client gets.
         code: ErrorCode,
     },
+    /// reconfig: the ensemble's configuration in `/zookeeper/config` changes (see
+    /// [`crate::config`]); the server makes Raft's membership follow it.
+    Reconfig {
+        /// `curConfigId`: the expected config version, -1 for any.
+        from_config: i64,
+        /// The server could not parse the request: BadArguments after the version check.
+        malformed: bool,
+        /// Servers joining (incremental mode).
+        joining: Vec<ConfigServer>,
+        /// Server ids leaving (incremental mode).
+        leaving: Vec<u64>,
+        /// The whole new configuration (non-incremental mode).
+        new_members: Option<Vec<ConfigServer>>,
+        /// The configuration to start from while `/zookeeper/config` is still empty (the
+        /// proposing server's zoo.cfg members; the leader writes them there soon after an
+        /// ensemble forms, and a reconfig may come first).
+        initial: Vec<ConfigServer>,
+    },
+    /// The leader writes the configuration of zoo.cfg into an empty `/zookeeper/config`
+    /// (once, when an ensemble first has a leader); a no-op (NodeExists) if one is there.
+    SetConfig {
+        /// The members.
+        servers: Vec<ConfigServer>,
+    },
 }
 
 impl Op {
@@ -142,6 +172,13 @@ pub enum Outcome {
     },
     /// setData, setACL: the node's stat after the change.
     Stat(Stat),
+    /// reconfig: the new `/zookeeper/config` data and stat.
+    Data {
+        /// The node's data.
+        data: Vec<u8>,
+        /// Its stat.
+        stat: Stat,
+    },
     /// A multi whose ops all succeeded, one outcome each.
     Multi(Vec<Outcome>),
     /// A failed multi: Ok for ops before the failure, its code, then RuntimeInconsistency.
@@ -182,6 +219,8 @@ mod tag {
     pub const DELETE_CONTAINER: i32 = 9;
     pub const DELETE_TTL: i32 = 10;
     pub const REFUSED: i32 = 11;
+    pub const RECONFIG: i32 = 12;
+    pub const SET_CONFIG: i32 = 13;
 }
 
 impl Command {
@@ -289,7 +328,40 @@ fn encode_op(w: &mut Writer, op: &Op) {
         Op::Refused { code } => {
             w.int(tag::REFUSED).int(code.code());
         }
+        Op::Reconfig {
+            from_config,
+            malformed,
+            joining,
+            leaving,
+            new_members,
+            initial,
+        } => {
+            w.int(tag::RECONFIG).long(*from_config);
+            w.boolean(*malformed);
+            w.vec(joining, encode_server);
+            w.vec(leaving, |w, id| {
+                w.long(*id as i64);
+            });
+            w.boolean(new_members.is_some());
+            w.vec(new_members.as_deref().unwrap_or(&[]), encode_server);
+            w.vec(initial, encode_server);
+        }
+        Op::SetConfig { servers } => {
+            w.int(tag::SET_CONFIG);
+            w.vec(servers, encode_server);
+        }
     }
+}
+
+fn encode_server(w: &mut Writer, s: &ConfigServer) {
+    w.long(s.id as i64).ustring(&s.spec);
+}
+
+fn decode_server(r: &mut Reader<'_>) -> Result<ConfigServer, DecodeError> {
+    Ok(ConfigServer {
+        id: r.long()? as u64,
+        spec: r.ustring()?,
+    })
 }
 
 fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
@@ -354,6 +426,25 @@ fn decode_op(r: &mut Reader<'_>, top: bool) -> Result<Op, DecodeError> {
             })?;
             Op::Refused { code }
         }
+        tag::RECONFIG => {
+            let from_config = r.long()?;
+            let malformed = r.boolean()?;
+            let joining = r.vec(12, decode_server)?;
+            let leaving = r.vec(8, |r| Ok(r.long()? as u64))?;
+            let has_new = r.boolean()?;
+            let new_members = r.vec(12, decode_server)?;
+            Op::Reconfig {
+                from_config,
+                malformed,
+                joining,
+                leaving,
+                new_members: has_new.then_some(new_members),
+                initial: r.vec(12, decode_server)?,
+            }
+        }
+        tag::SET_CONFIG => Op::SetConfig {
+            servers: r.vec(12, decode_server)?,
+        },
         other => {
             return Err(DecodeError::BadValue {
                 field: "op tag",

@@ -50,6 +50,7 @@
 //!
 
 pub mod command;
+pub mod config;
 pub mod path;
 
 mod acl;

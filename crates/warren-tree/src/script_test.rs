@@ -62,6 +62,7 @@ fn fmt_outcome(o: &Outcome) -> String {
         Outcome::Done => "done".into(),
         Outcome::Created { path, .. } => format!("created {path}"),
         Outcome::Stat(_) => "stat".into(),
+        Outcome::Data { data, .. } => format!("data {}", String::from_utf8_lossy(data)),
         Outcome::Multi(v) => format!(
             "multi [{}]",
             v.iter().map(fmt_outcome).collect::<Vec<_>>().join(", ")

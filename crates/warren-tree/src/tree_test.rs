@@ -479,3 +479,110 @@ fn snapshot_and_children_across_interleaved_siblings() {
     assert_eq!(back.stat("/a").unwrap().num_children, 2);
     assert_eq!(back.stat("/a/x").unwrap().num_children, 1);
 }
+
+fn server(id: u64, role: &str) -> crate::config::ConfigServer {
+    crate::config::ConfigServer {
+        id,
+        spec: format!(
+            "127.0.0.1:{}:{}:{role};127.0.0.1:{}",
+            2000 + id,
+            3000 + id,
+            4000 + id
+        ),
+    }
+}
+
+fn reconfig(from_config: i64, joining: Vec<crate::config::ConfigServer>, leaving: Vec<u64>) -> Op {
+    Op::Reconfig {
+        from_config,
+        malformed: false,
+        joining,
+        leaving,
+        new_members: None,
+        initial: vec![],
+    }
+}
+
+fn as_super(mut c: Command) -> Command {
+    c.auth = vec![warren_proto::Id::new("super", "")];
+    c
+}
+
+#[test]
+fn reconfig_checks_version_arguments_and_acl_then_rewrites_the_config_node() {
+    // Phase 1: the leader seeds the configuration once; a second seed changes nothing.
+    let mut t = DataTree::new();
+    t.apply(&cmd(1, 1, session_op()));
+    let seed = Op::SetConfig {
+        servers: vec![server(1, "participant"), server(2, "participant")],
+    };
+    let seeded = t.apply(&cmd(0, 2, seed.clone()));
+    let Outcome::Data { data, stat } = seeded.outcome else {
+        panic!("seeding answers the data: {:?}", seeded.outcome);
+    };
+    let (members, version) = crate::config::parse_config(&data);
+    assert_eq!((members.len(), version), (2, seeded.zxid.0));
+    assert_eq!((stat.mzxid, stat.version), (seeded.zxid.0, -1));
+    assert_eq!(
+        t.apply(&cmd(0, 3, seed)).outcome,
+        Outcome::Error(ErrorCode::NodeExists)
+    );
+
+    // Phase 2: refusals in ZooKeeper's order: version, then arguments, then the ACL.
+    let join = vec![server(3, "observer")];
+    let stale = t.apply(&as_super(cmd(1, 4, reconfig(version + 1, vec![], vec![]))));
+    assert_eq!(stale.outcome, Outcome::Error(ErrorCode::BadVersion));
+    let mut bad = reconfig(-1, vec![], vec![]);
+    if let Op::Reconfig { malformed, .. } = &mut bad {
+        *malformed = true;
+    }
+    assert_eq!(
+        t.apply(&as_super(cmd(1, 5, bad))).outcome,
+        Outcome::Error(ErrorCode::BadArguments)
+    );
+    let alone = t.apply(&as_super(cmd(1, 6, reconfig(-1, vec![], vec![2]))));
+    assert_eq!(alone.outcome, Outcome::Error(ErrorCode::BadArguments));
+    let no_auth = t.apply(&cmd(1, 7, reconfig(version, join.clone(), vec![])));
+    assert_eq!(no_auth.outcome, Outcome::Error(ErrorCode::NoAuth));
+
+    // Phase 3: the super user adds an observer: new data, version = its zxid, an event.
+    let added = t.apply(&as_super(cmd(1, 8, reconfig(version, join, vec![]))));
+    let Outcome::Data { data, .. } = &added.outcome else {
+        panic!("reconfig answers the data: {:?}", added.outcome);
+    };
+    let (members, version) = crate::config::parse_config(data);
+    assert_eq!(members.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(version, added.zxid.0);
+    assert_eq!(added.triggers.len(), 1);
+    let removed = t.apply(&as_super(cmd(1, 9, reconfig(version, vec![], vec![3]))));
+    assert!(matches!(removed.outcome, Outcome::Data { .. }));
+    t.check_invariants();
+
+    // Before the leader wrote zoo.cfg's members, a reconfig starts from those it carries.
+    let mut fresh = DataTree::new();
+    fresh.apply(&cmd(1, 1, session_op()));
+    let mut early = reconfig(-1, vec![server(3, "observer")], vec![]);
+    if let Op::Reconfig { initial, .. } = &mut early {
+        *initial = vec![server(1, "participant"), server(2, "participant")];
+    }
+    let a = fresh.apply(&as_super(cmd(1, 2, early)));
+    let Outcome::Data { data, .. } = &a.outcome else {
+        panic!("an early reconfig answers the data: {:?}", a.outcome);
+    };
+    assert_eq!(crate::config::parse_config(data).0.len(), 3);
+
+    // The ops survive the log's byte form.
+    let c = cmd(
+        1,
+        10,
+        Op::Reconfig {
+            from_config: 7,
+            malformed: true,
+            joining: vec![server(4, "participant")],
+            leaving: vec![1, 2],
+            new_members: Some(vec![server(5, "observer")]),
+            initial: vec![server(1, "participant")],
+        },
+    );
+    assert_eq!(Command::decode(&c.encode()).unwrap(), c);
+}

@@ -151,6 +151,17 @@ impl RawClient {
         })
     }
 
+    /// A client over `stream`, whose handshake was answered with `resp`.
+    pub fn connect_with_stream(stream: TcpStream, resp: &ConnectResponse) -> RawClient {
+        RawClient {
+            stream,
+            session: resp.session_id,
+            passwd: resp.passwd.clone(),
+            timeout_ms: resp.timeout_ms,
+            next_xid: 1,
+        }
+    }
+
     /// Sends a request without waiting; returns its xid.
     pub fn send(&mut self, req: &Request) -> Xid {
         let xid = Xid(self.next_xid);
