@@ -1,5 +1,6 @@
 # warren's one gate: `make verify` runs exactly what CI runs (.ci/run calls it), read-only.
 #   make verify   format check, clippy, tests, doctests, docs, criterion smoke, kazoo's suite
+#                 (one server and three), the Docker compose test
 #   make kazoo    kazoo 2.11's own test suite against `warren server` (tests/kazoo/)
 #   make kazoo-ensemble    the same suite against a 3-server warren ensemble (kazoo's
 #                 default cluster size; its tests that stop and start servers run too)
@@ -19,7 +20,7 @@ WARREN_IMAGE ?= warren:latest
 .PHONY: verify fmt-check clippy test doctest doc bench-smoke kazoo kazoo-ensemble kazoo-zookeeper \
 	build image compose-test
 
-verify: fmt-check clippy test doctest doc bench-smoke kazoo compose-test
+verify: fmt-check clippy test doctest doc bench-smoke kazoo kazoo-ensemble compose-test
 	@echo "verify: all checks passed"
 
 fmt-check:
