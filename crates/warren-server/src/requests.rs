@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use warren_proto::records::{
     ClientInfo, Create2Response, CreateResponse, ErrorResponse, ExistsResponse, GetAclResponse,
-    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetEphemeralsResponse,
-    ReplyHeader, SetAclResponse, SetDataResponse, SyncResponse, WatcherEvent, WhoAmIResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
+    GetEphemeralsResponse, ReplyHeader, SetAclResponse, SetDataResponse, SyncResponse,
+    WatcherEvent, WhoAmIResponse,
 };
 use warren_proto::request::{MultiOp, ReadOp, Request};
 use warren_proto::response::{

@@ -326,7 +326,7 @@ impl DataTree {
 
     fn config_data(&self) -> Vec<u8> {
         self.node(crate::config::CONFIG_PATH)
-            .and_then(|n| n.data.as_deref().map(<[u8]>::to_vec))
+            .and_then(|n| n.data().map(<[u8]>::to_vec))
             .unwrap_or_default()
     }
 
@@ -341,14 +341,14 @@ impl DataTree {
     ) -> OpResult {
         let path = crate::config::CONFIG_PATH;
         let n = self.node(path).ok_or(ErrorCode::NoNode)?;
-        if check_acl && !acl::check(self.acls.get(n.acl), perms::WRITE, ctx.auth) {
+        if check_acl && !acl::check(self.acls.get(n.acl()), perms::WRITE, ctx.auth) {
             return Err(ErrorCode::NoAuth);
         }
         let data = crate::config::render_config(servers, ctx.zxid);
-        let mut new = n.with_data(Some(data.clone().into()));
-        new.version = -1;
-        new.mtime = ctx.time_ms;
-        new.mzxid = ctx.zxid;
+        let mut new = n.with_data(Some(&data));
+        new.set_version(-1);
+        new.set_mtime(ctx.time_ms);
+        new.set_mzxid(ctx.zxid);
         let stat = new.stat();
         let old = self.replace(path, Some(new));
         fx.undo.push(Undo::Node(path.into(), old));

@@ -482,7 +482,27 @@ fn op_len(op: &Op) -> usize {
         Op::Multi(ops) => 4 + ops.iter().map(op_len).sum::<usize>(),
         Op::DeleteContainer { path } | Op::DeleteTtl { path } => str_len(path),
         Op::Refused { .. } => 4,
+        Op::Reconfig {
+            joining,
+            leaving,
+            new_members,
+            initial,
+            ..
+        } => {
+            8 + 1
+                + servers_len(joining)
+                + 4
+                + 8 * leaving.len()
+                + 1
+                + servers_len(new_members.as_deref().unwrap_or(&[]))
+                + servers_len(initial)
+        }
+        Op::SetConfig { servers } => servers_len(servers),
     }
+}
+
+fn servers_len(servers: &[ConfigServer]) -> usize {
+    4 + servers.iter().map(|s| 8 + str_len(&s.spec)).sum::<usize>()
 }
 
 fn opt_buffer(w: &mut Writer, data: Option<&[u8]>) {
@@ -543,6 +563,26 @@ mod tests {
             Op::Multi(vec![]),
             Op::DeleteContainer { path: "/c".into() },
             Op::DeleteTtl { path: "/t".into() },
+            Op::Reconfig {
+                from_config: 0x1_0000_0007,
+                malformed: false,
+                joining: vec![ConfigServer {
+                    id: 4,
+                    spec: "10.0.0.4:2888:3888:participant;0.0.0.0:2181".into(),
+                }],
+                leaving: vec![2, 3],
+                new_members: Some(vec![]),
+                initial: vec![ConfigServer {
+                    id: 1,
+                    spec: "10.0.0.1:2888:3888:participant;0.0.0.0:2181".into(),
+                }],
+            },
+            Op::SetConfig {
+                servers: vec![ConfigServer {
+                    id: 1,
+                    spec: "10.0.0.1:2888:3888:participant;0.0.0.0:2181".into(),
+                }],
+            },
         ]
     }
 
