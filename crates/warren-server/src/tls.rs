@@ -303,8 +303,8 @@ pub fn subject_dn(cert: &[u8]) -> Option<String> {
     (tag == 0x30).then(|| format_name(name)).flatten()
 }
 
-/// One DER element: its tag, its contents, and what follows it.
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+/// One DER element: its tag, its contents, and what follows it (definite lengths only).
+pub(crate) fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
