@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use warren_proto::records::{
     ClientInfo, Create2Response, CreateResponse, ErrorResponse, ExistsResponse, GetAclResponse,
-    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
-    GetEphemeralsResponse, ReplyHeader, SetAclResponse, SetDataResponse, SyncResponse,
-    WatcherEvent, WhoAmIResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetEphemeralsResponse,
+    ReplyHeader, SetAclResponse, SetDataResponse, SyncResponse, WatcherEvent, WhoAmIResponse,
 };
 use warren_proto::request::{MultiOp, ReadOp, Request};
 use warren_proto::response::{
@@ -592,14 +591,7 @@ pub fn write_reply(xid: Xid, zxid: Zxid, op: i32, multi: &[i32], outcome: &Outco
             Some(OpCode::SetAcl) => reply(xid, zxid, &SetAclResponse { stat: *stat }),
             _ => reply(xid, zxid, &SetDataResponse { stat: *stat }),
         },
-        Outcome::Data { data, stat } => reply(
-            xid,
-            zxid,
-            &GetDataResponse {
-                data: Some(data.clone()),
-                stat: *stat,
-            },
-        ),
+        Outcome::Data { data, stat } => encode_get_data_reply(xid, zxid, Some(data), stat),
         Outcome::Done => encode_reply_header(&ReplyHeader::new(xid, zxid, ErrorCode::Ok)),
         Outcome::Multi(outcomes) => {
             let results = outcomes
