@@ -24,6 +24,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 QUICK=0
 ROUNDS=""
 OUT="$REPO/bench/RESULTS.md"
@@ -69,16 +71,6 @@ die() { log "FAILED: $*"; exit 1; }
 
 # ---- processes we start, stopped by pid on any exit ------------------------------------
 declare -A PIDS=()
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 stop_server() {
     local name=$1
     [ -n "${PIDS[$name]:-}" ] || return 0
@@ -124,16 +116,6 @@ RUNS="$WORK/runs.jsonl"; MEM="$WORK/mem.jsonl"
 : >"$RUNS"; : >"$MEM"
 log "work dir $WORK; logs there"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# free_ports N: N distinct free ports (all bound at once, so none is handed out twice).
-free_ports() {
-    python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
 
@@ -304,40 +286,12 @@ mem_phase zk
 # each run are spread round-robin over the three servers, so followers forward writes.
 ENSEMBLE_SIZE=3
 ENSEMBLE_HEAP=1g
-# ensemble_cfg DIR: writes DIR/serverN/zoo.cfg and myid for the ports in CPORT/QPORT/EPORT.
-ensemble_cfg() {
-    local base=$1 i j
-    for i in $(seq "$ENSEMBLE_SIZE"); do
-        mkdir -p "$base/server$i/data"
-        echo "$i" >"$base/server$i/data/myid"
-        {
-            echo "tickTime=$TICK_MS"
-            echo "initLimit=10"
-            echo "syncLimit=5"
-            echo "dataDir=$base/server$i/data"
-            echo "clientPort=${CPORT[$i]}"
-            echo "clientPortAddress=127.0.0.1"
-            echo "maxClientCnxns=0"
-            echo "admin.enableServer=false"
-            echo "4lw.commands.whitelist=*"
-            for j in $(seq "$ENSEMBLE_SIZE"); do
-                echo "server.$j=127.0.0.1:${QPORT[$j]}:${EPORT[$j]};127.0.0.1:${CPORT[$j]}"
-            done
-        } >"$base/server$i/zoo.cfg"
-    done
-}
 # start_ensemble KIND: starts the three servers of KIND (warren or zk), their pids in PIDS;
 # sets ADDRS to the comma-separated client addresses once every server serves a read.
 start_ensemble() {
     local kind=$1 base="$WORK/$1-ensemble" i
     ADDRS=""
-    declare -gA CPORT=() QPORT=() EPORT=()
-    local ports
-    read -r -a ports <<<"$(free_ports $((3 * ENSEMBLE_SIZE)))"
-    for i in $(seq "$ENSEMBLE_SIZE"); do
-        CPORT[$i]=${ports[3 * i - 3]}; QPORT[$i]=${ports[3 * i - 2]}; EPORT[$i]=${ports[3 * i - 1]}
-    done
-    ensemble_cfg "$base"
+    ensemble_cfg "$base" "$ENSEMBLE_SIZE" "$TICK_MS"
     for i in $(seq "$ENSEMBLE_SIZE"); do
         local dir="$base/server$i"
         if [ "$kind" = warren ]; then

@@ -18,6 +18,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 ROUNDS=5
 PRELOAD=100000
 while [ $# -gt 0 ]; do
@@ -38,16 +40,6 @@ log() { printf '%s failover: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 
 declare -A PIDS=()
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     for i in "${!PIDS[@]}"; do stop_pid "${PIDS[$i]}"; done
@@ -61,36 +53,9 @@ trap 'exit 130' INT TERM
 log "building warren (release)"
 (cd "$REPO" && cargo build --release -p warren) >&2
 WORK=${BENCH_WORK:-$(mktemp -d /var/tmp/warren-failover.XXXXXX)}
-# free_ports N: N distinct TCP ports on 127.0.0.1 that were free a moment ago (all bound at
-# once, so the kernel cannot hand out one twice).
-free_ports() {
-    python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-declare -A CPORT=() QPORT=() EPORT=()
-read -r -a ports <<<"$(free_ports $((3 * SIZE)))"
-for i in $(seq $SIZE); do
-    CPORT[$i]=${ports[3 * i - 3]}; QPORT[$i]=${ports[3 * i - 2]}; EPORT[$i]=${ports[3 * i - 1]}
-done
-for i in $(seq $SIZE); do
-    mkdir -p "$WORK/server$i/data"
-    {
-        echo "tickTime=$TICK_MS"
-        echo "initLimit=10"
-        echo "syncLimit=5"
-        echo "dataDir=$WORK/server$i/data"
-        echo "clientPort=${CPORT[$i]}"
-        echo "clientPortAddress=127.0.0.1"
-        echo "maxClientCnxns=0"
-        for j in $(seq $SIZE); do
-            echo "server.$j=127.0.0.1:${QPORT[$j]}:${EPORT[$j]};127.0.0.1:${CPORT[$j]}"
-        done
-    } >"$WORK/server$i/zoo.cfg"
-done
+ensemble_cfg "$WORK" "$SIZE" "$TICK_MS"
 start() {
     WARREN_LOG=warn "$WARREN" server --config "$WORK/server$1/zoo.cfg" --id "$1" \
         >>"$WORK/server$1/server.log" 2>&1 &
