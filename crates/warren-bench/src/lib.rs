@@ -81,7 +81,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     workload::setup(&mut admin, &args, &layout)
         .await
         .context("setup")?;
-    let (ctl, phase_tx) = Control::new(args.ops);
+    // With no warm-up the sessions measure from their first op: a warm-up phase of zero
+    // still lasted until the main task woke (a timer tick), and a `load --warmup 0s` then
+    // created uncounted znodes.
+    let (ctl, phase_tx) = Control::new(args.ops, !args.warmup.is_zero());
     let ctl = Arc::new(ctl);
     let ctx = Ctx {
         args: Arc::new(args.clone()),
@@ -90,10 +93,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     };
     let (progress_stop, progress_rx) = tokio::sync::oneshot::channel();
     let progress = (!args.quiet).then(|| tokio::spawn(runner::progress(ctl.clone(), progress_rx)));
+    let mut started = Instant::now();
     let tasks = spawn_sessions(&ctx);
-    tokio::time::sleep(args.warmup).await;
-    let started = Instant::now();
-    phase_tx.send_replace(Phase::Measure);
+    if !args.warmup.is_zero() {
+        tokio::time::sleep(args.warmup).await;
+        started = Instant::now();
+        phase_tx.send_replace(Phase::Measure);
+    }
     let mut results = Vec::with_capacity(tasks.len());
     let elapsed = if args.ops.is_some() {
         for t in tasks {

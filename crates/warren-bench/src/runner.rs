@@ -44,9 +44,15 @@ pub struct Control {
 }
 
 impl Control {
-    /// A control for `ops` op units (or a duration, if `None`), with the phase sender.
-    pub fn new(ops: Option<u64>) -> (Control, watch::Sender<Phase>) {
-        let (tx, rx) = watch::channel(Phase::Warmup);
+    /// A control for `ops` op units (or a duration, if `None`), with the phase sender;
+    /// without a warm-up it starts in the measure phase, so that no op goes uncounted.
+    pub fn new(ops: Option<u64>, warmup: bool) -> (Control, watch::Sender<Phase>) {
+        let first = if warmup {
+            Phase::Warmup
+        } else {
+            Phase::Measure
+        };
+        let (tx, rx) = watch::channel(first);
         let ctl = Control {
             phase: rx,
             tickets: ops.map(AtomicU64::new),

@@ -27,7 +27,9 @@ pub struct RaftConfig {
     pub data_dir: PathBuf,
     /// Where the log lives, if apart from `data_dir` (ZooKeeper's `dataLogDir`).
     pub log_dir: Option<PathBuf>,
-    /// Applied entries between snapshots (ZooKeeper's `snapCount`).
+    /// Applied transactions between snapshots (ZooKeeper's `snapCount`): an entry counts
+    /// as many as [`crate::StateMachine::apply`] says it held (the server batches several
+    /// writes into one entry; ZooKeeper counts each write).
     pub snapshot_every_entries: u64,
     /// Snapshots kept on disk (ZooKeeper's `autopurge.snapRetainCount`).
     pub snapshots_to_keep: usize,
@@ -120,7 +122,9 @@ impl RaftConfig {
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,
             heartbeat_interval: self.heartbeat_interval_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            // Snapshots are triggered by the state machine adapter, which counts
+            // transactions, not entries (`state_machine.rs`).
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: self.log_entries_kept_behind_snapshot,
             // A restarted leader goes through an election, whose blank entry commits (and so
             // replays into the state machine) everything its log holds: the state the node

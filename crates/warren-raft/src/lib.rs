@@ -138,5 +138,5 @@ pub use network::{
 pub use node::{
     AppCallError, IoStats, NodeStatus, PAYLOAD_BYTES_MAX, ProposeError, RaftError, RaftNode, Role,
 };
-pub use state_machine::StateMachine;
+pub use state_machine::{SnapshotEncoder, StateMachine};
 pub use types::{Payload, PeerNode, TypeConfig};

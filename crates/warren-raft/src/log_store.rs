@@ -14,7 +14,8 @@
 //! # Invariants
 //! - Every entry of the log is in the backend, in `recent`, or both. An entry leaves `recent`
 //!   only after it was written, and only while the backend lock is held, so a reader holding
-//!   that lock sees the union.
+//!   that lock sees the union. `recent` may also hold the newest purged entries (see
+//!   `Recent::purge_to`).
 //! - Lock order: `log` (the backend), then `recent`.
 //! - After a storage error the store is failed for good: the error is logged, every waiting and
 //!   later operation gets an error, and openraft stops the node. There is no retry (a failed
@@ -98,10 +99,17 @@ impl Recent {
         }
     }
 
-    /// Drops entries with index `<= upto`.
+    /// The backend purged entries `<= upto`. They stay here (within the usual budget) while
+    /// later entries follow them: openraft's streaming replication can read a range it chose
+    /// just before the purge, and from the backend alone it would get the range with its
+    /// head missing, which openraft then sends as an AppendEntries whose entries do not
+    /// follow its `prev_log_id` (seen as a debug assertion in openraft 0.10.0-alpha.37).
+    /// Served from here, the read is whole. If nothing follows `upto`, everything goes: the
+    /// next append starts after `upto` (a snapshot was installed).
     fn purge_to(&mut self, upto: u64) {
-        while self.entries.front().is_some_and(|e| e.log_id.index <= upto) {
-            self.pop_front();
+        if self.entries.back().is_none_or(|e| e.log_id.index <= upto) {
+            self.entries.clear();
+            self.bytes = 0;
         }
     }
 

@@ -20,9 +20,13 @@ use crate::core::{AppHandler, CallHandler, Core};
 use crate::link::{LinkError, Links};
 use crate::log_store::{IoCounters, LogStore};
 use crate::network::{NetTimes, Network, NoPeers, PeerTransport, TcpTransport};
-use crate::state_machine::{SmAdapter, Snapshots, StateMachine};
+use crate::state_machine::{SmAdapter, SnapshotTrigger, Snapshots, StateMachine};
 use crate::types::{PeerNode, TypeConfig};
 use crate::wire::{ClientReply, ClientRequest};
+
+/// How long the snapshot-asking task waits for a build to start before it repeats the
+/// trigger (openraft drops one that arrives while a build is under way).
+const SNAPSHOT_RETRIGGER_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The largest payload `submit` accepts: it must fit in one client-stream frame when a
 /// follower forwards it (and in one append-entries frame).
@@ -219,7 +223,10 @@ impl RaftNode {
         let (log_store, io) = LogStore::open(backends.log, backends.meta, counters.clone())
             .map_err(|e| RaftError::Storage(e.0))?;
         let snapshots = Snapshots::new(backends.snapshots, cfg.snapshots_to_keep);
-        let sm = SmAdapter::new(sm, snapshots);
+        let (snapshot_tx, mut snapshot_rx) = tokio::sync::mpsc::unbounded_channel();
+        let trigger = SnapshotTrigger::new(cfg.snapshot_every_entries, snapshot_tx);
+        let builds = trigger.builds();
+        let sm = SmAdapter::new(sm, snapshots, trigger);
         let times = NetTimes {
             rpc_floor: Duration::from_millis(cfg.rpc_timeout_min_ms),
             snapshot_install: cfg.forward_timeout().max(Duration::from_secs(30)),
@@ -248,6 +255,26 @@ impl RaftNode {
             links,
             tasks: std::sync::Mutex::new(Vec::new()),
         };
+        // The state machine adapter counts transactions and asks here for each snapshot.
+        // openraft drops a trigger that arrives while a build is under way (or just ending),
+        // so each request is repeated until a build has started after it; otherwise one
+        // dropped request would stop snapshots for good and the log would grow unbounded.
+        let raft = node.core.raft.clone();
+        node.spawn(tokio::spawn(async move {
+            while snapshot_rx.recv().await.is_some() {
+                let before = builds.load(Ordering::SeqCst);
+                loop {
+                    if let Err(e) = raft.trigger().snapshot().await {
+                        tracing::debug!(error = %e, "snapshot trigger not taken; stopping");
+                        return;
+                    }
+                    tokio::time::sleep(SNAPSHOT_RETRIGGER_INTERVAL).await;
+                    if builds.load(Ordering::SeqCst) != before {
+                        break;
+                    }
+                }
+            }
+        }));
         match node.come_up(transport).await {
             Ok(()) => Ok(node),
             Err(e) => {

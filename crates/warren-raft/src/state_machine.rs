@@ -8,6 +8,7 @@
 //! after it.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::{Stream, StreamExt};
@@ -18,6 +19,10 @@ use crate::backend::SnapshotBackend;
 use crate::codec;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
+/// A snapshot frozen at the last apply; calling it gives the bytes. It is called on a thread
+/// of its own that ends with it.
+pub type SnapshotEncoder = Box<dyn FnOnce() -> Vec<u8> + Send + Sync>;
+
 /// What warren-raft replicates into: the server implements it over its data tree.
 ///
 /// Called from one task, in log order. `apply` must be deterministic: every replica applies
@@ -25,10 +30,14 @@ use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 /// `NoNode` is part of the replicated result, not an error; anything else is a broken
 /// invariant and should panic (which stops the node).
 pub trait StateMachine: Send + 'static {
-    /// Applies the committed normal entry at `index`.
-    fn apply(&mut self, index: u64, payload: &[u8]);
-    /// The whole state as of the last `apply`, as bytes `restore` accepts.
-    fn snapshot(&self) -> Vec<u8>;
+    /// Applies the committed normal entry at `index`; returns how many transactions it
+    /// held (an entry may batch several), which is what snapshots are counted in.
+    fn apply(&mut self, index: u64, payload: &[u8]) -> u64;
+    /// The whole state as of the last `apply`, frozen now and encoded later: the returned
+    /// encoder runs on a thread of its own while `apply` goes on, and must give bytes
+    /// `restore` accepts. Freezing should be quick (it holds up `apply`); the server copies
+    /// the tree's pointers and lets changed nodes be copied on write.
+    fn snapshot(&self) -> SnapshotEncoder;
     /// Replaces the whole state with a snapshot taken by `snapshot` (here or on a peer).
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
 }
@@ -114,10 +123,56 @@ impl Snapshots {
     }
 }
 
+/// Counts applied transactions and asks for a snapshot every `every` of them (openraft
+/// itself counts entries, and an entry may batch many writes).
+pub(crate) struct SnapshotTrigger {
+    every: u64,
+    since_last: u64,
+    requested: bool,
+    tx: tokio::sync::mpsc::UnboundedSender<()>,
+    builds: Arc<AtomicU64>,
+}
+
+impl SnapshotTrigger {
+    /// A trigger sending on `tx`; the node's task turns each request into openraft's
+    /// snapshot trigger, and asks again until [`SnapshotTrigger::builds`] moves.
+    pub(crate) fn new(every: u64, tx: tokio::sync::mpsc::UnboundedSender<()>) -> Self {
+        SnapshotTrigger {
+            every: every.max(1),
+            since_last: 0,
+            requested: false,
+            tx,
+            builds: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many snapshot builds have started: openraft drops a trigger that arrives while a
+    /// build is under way, so whoever asks watches this to know the request was taken.
+    pub(crate) fn builds(&self) -> Arc<AtomicU64> {
+        self.builds.clone()
+    }
+
+    fn applied(&mut self, transactions: u64) {
+        self.since_last += transactions;
+        if self.since_last >= self.every && !self.requested {
+            // Once per snapshot: the asking task repeats the request until a build starts
+            // (which resets the count), so it is not sent again on every apply.
+            self.requested = self.tx.send(()).is_ok();
+        }
+    }
+
+    fn built(&mut self) {
+        self.since_last = 0;
+        self.requested = false;
+        self.builds.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// openraft's state machine over a [`StateMachine`].
 pub(crate) struct SmAdapter {
     applied: Mutex<Applied>,
     snapshots: Snapshots,
+    trigger: SnapshotTrigger,
     /// The snapshot just installed from the store at start-up, handed back (moved, once)
     /// to openraft's next `get_current_snapshot`: at start-up openraft installs the newest
     /// snapshot and then, after replaying the log tail, asks for it again only to learn its
@@ -126,8 +181,13 @@ pub(crate) struct SmAdapter {
 }
 
 impl SmAdapter {
-    pub(crate) fn new(sm: Box<dyn StateMachine>, snapshots: Snapshots) -> Self {
+    pub(crate) fn new(
+        sm: Box<dyn StateMachine>,
+        snapshots: Snapshots,
+        trigger: SnapshotTrigger,
+    ) -> Self {
         SmAdapter {
+            trigger,
             applied: Mutex::new(Applied {
                 sm,
                 last_applied: None,
@@ -147,15 +207,16 @@ impl SmAdapter {
     fn builder(&mut self) -> SnapshotBuilder {
         // A newer snapshot supersedes the one kept from start-up.
         self.installed = None;
+        self.trigger.built();
         let applied = self.applied();
-        let data = applied.sm.snapshot();
+        let encode = applied.sm.snapshot();
         let meta = SnapshotMeta {
             last_log_id: applied.last_applied,
             last_membership: applied.membership.clone(),
         };
         SnapshotBuilder {
             meta,
-            data,
+            encode: Some(encode),
             snapshots: self.snapshots.clone(),
         }
     }
@@ -176,7 +237,10 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            let a = self.applied();
+            let a = self
+                .applied
+                .get_mut()
+                .expect("the state machine never panics while locked");
             if let Some(last) = a.last_applied {
                 assert_eq!(
                     last.index + 1,
@@ -184,14 +248,16 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
                     "entries are applied in log order, each once"
                 );
             }
-            match &entry.payload {
-                EntryPayload::Blank => {}
+            let transactions = match &entry.payload {
+                EntryPayload::Blank => 1,
                 EntryPayload::Normal(p) => a.sm.apply(entry.log_id.index, &p.0),
                 EntryPayload::Membership(m) => {
                     a.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    1
                 }
-            }
+            };
             a.last_applied = Some(entry.log_id);
+            self.trigger.applied(transactions);
             if let Some(r) = responder {
                 r.send(());
             }
@@ -250,10 +316,12 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
     }
 }
 
-/// A snapshot taken at the moment openraft asked for it; written to disk in the background.
+/// A snapshot frozen at the moment openraft asked for it (on the state machine's task,
+/// between two applies); encoded and written to disk in the background (openraft runs
+/// `build_snapshot` in a task of its own), so apply is held up only by the freezing.
 pub(crate) struct SnapshotBuilder {
     meta: SnapshotMeta,
-    data: Vec<u8>,
+    encode: Option<SnapshotEncoder>,
     snapshots: Snapshots,
 }
 
@@ -265,11 +333,52 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     /// through `get_current_snapshot`), and the store releases the bytes as soon as they
     /// are written, before the fsync, so a large snapshot is not held in memory meanwhile.
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let data = std::mem::take(&mut self.data);
+        let encode = self
+            .encode
+            .take()
+            .ok_or_else(|| io::Error::other("a snapshot builder is used once"))?;
+        // A thread of its own, which ends with the encoder: the encoder may lower its own
+        // scheduling priority (the server does), which must not outlive it in a pool.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("warren-snapshot".into())
+            .spawn(move || {
+                let _ = tx.send(encode());
+            })?;
+        let data = rx
+            .await
+            .map_err(|_| io::Error::other("the snapshot encoder panicked"))?;
         self.snapshots.save(&self.meta, data).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SnapshotTrigger;
+
+    #[test]
+    fn a_snapshot_is_asked_for_once_every_so_many_transactions() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut t = SnapshotTrigger::new(3, tx);
+        t.applied(2);
+        assert!(rx.try_recv().is_err());
+        // A batch entry counts each of its transactions.
+        t.applied(2);
+        assert!(rx.try_recv().is_ok());
+        // Not asked again while the request is pending, however much more applies.
+        t.applied(10);
+        assert!(rx.try_recv().is_err());
+        // The build starts the count over.
+        let builds = t.builds();
+        t.built();
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+        t.applied(1);
+        assert!(rx.try_recv().is_err());
+        t.applied(2);
+        assert!(rx.try_recv().is_ok());
     }
 }

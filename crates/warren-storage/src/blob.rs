@@ -131,21 +131,36 @@ pub(crate) fn write_atomic(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> Result
 
 /// [`write_atomic`] of the concatenation of `parts`, without building it in memory.
 pub(crate) fn write_atomic_parts(disk: &dyn Disk, path: &Path, parts: &[&[u8]]) -> Result<()> {
-    let file = write_tmp(disk, path, parts)?;
+    // Small files: nothing is synced until `finish_tmp`.
+    let file = write_tmp_paced(disk, path, parts, usize::MAX)?;
     finish_tmp(disk, path, file)
 }
 
-/// The first half of [`write_atomic_parts`]: `parts` written to the temp file of `path`,
-/// not yet durable (the caller may release the parts' memory before the slow fsync).
-pub(crate) fn write_tmp(
+/// The first half of [`write_atomic_parts`]: `parts` written to the temp file of `path`, not
+/// yet durable (the caller may release the parts' memory before the slow final fsync), for
+/// a large file written beside a busy log (snapshots): after every
+/// `sync_every` bytes the file is fsynced, so the disk never holds more than that much of it
+/// unwritten. Written in one go, a snapshot of hundreds of megabytes sits in the page cache
+/// until its final fsync pushes it all at once, and every log fsync meanwhile waits behind
+/// it (write latency spikes of tens of milliseconds while a snapshot is saved).
+pub(crate) fn write_tmp_paced(
     disk: &dyn Disk,
     path: &Path,
     parts: &[&[u8]],
+    sync_every: usize,
 ) -> Result<Box<dyn crate::DiskFile>> {
     let tmp = tmp_path(path);
     let mut file = disk.create(&tmp).map_err(io_err(&tmp, "create"))?;
+    let mut unsynced = 0;
     for part in parts {
-        file.append(part).map_err(io_err(&tmp, "write"))?;
+        for piece in part.chunks(sync_every.max(1)) {
+            file.append(piece).map_err(io_err(&tmp, "write"))?;
+            unsynced += piece.len();
+            if unsynced >= sync_every {
+                file.sync().map_err(io_err(&tmp, "fsync"))?;
+                unsynced = 0;
+            }
+        }
     }
     Ok(file)
 }

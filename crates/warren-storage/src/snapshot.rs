@@ -21,6 +21,9 @@ use crate::{DATA_VERSION, FORMAT_VERSION};
 const MAGIC: &[u8; 8] = b"WRNSNAP\0";
 const HEADER_BYTES: usize = 40;
 const PREFIX: &str = "snap-";
+/// A snapshot is fsynced every this many bytes while it is written (`blob::write_tmp_paced`):
+/// the log's fsyncs never queue behind more than this much of it.
+const SYNC_EVERY_BYTES: usize = 8 << 20;
 const SUFFIX: &str = ".snap";
 
 /// ZooKeeper's `autopurge.snapRetainCount` default: how many snapshots `purge` keeps.
@@ -55,7 +58,8 @@ impl SnapshotStore {
     /// may be hundreds of MB, is never copied.
     pub fn save(&mut self, name_index: u64, meta: &[u8], data: &[u8]) -> Result<()> {
         let (path, header, trailer) = self.prepare(name_index, meta, data)?;
-        let file = blob::write_tmp(self.disk.as_ref(), &path, &[&header, meta, data, &trailer])?;
+        let parts = [&header[..], meta, data, &trailer];
+        let file = blob::write_tmp_paced(self.disk.as_ref(), &path, &parts, SYNC_EVERY_BYTES)?;
         blob::finish_tmp(self.disk.as_ref(), &path, file)?;
         tracing::info!(file = %path.display(), index = name_index, bytes = data.len(), "snapshot saved");
         Ok(())
@@ -66,7 +70,8 @@ impl SnapshotStore {
     /// seconds): the process does not hold the snapshot's memory while the disk catches up.
     pub fn save_owned(&mut self, name_index: u64, meta: &[u8], data: Vec<u8>) -> Result<()> {
         let (path, header, trailer) = self.prepare(name_index, meta, &data)?;
-        let file = blob::write_tmp(self.disk.as_ref(), &path, &[&header, meta, &data, &trailer])?;
+        let parts = [&header[..], meta, &data, &trailer];
+        let file = blob::write_tmp_paced(self.disk.as_ref(), &path, &parts, SYNC_EVERY_BYTES)?;
         let bytes = data.len();
         drop(data);
         blob::finish_tmp(self.disk.as_ref(), &path, file)?;

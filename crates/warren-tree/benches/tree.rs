@@ -94,6 +94,17 @@ fn snapshot(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes.len() as u64));
     g.bench_function("encode", |b| b.iter(|| black_box(tree.encode_snapshot())));
+    // A snapshot freezes the tree in chunks between applies; this is one whole freeze.
+    g.bench_function("freeze", |b| {
+        b.iter_batched_ref(
+            || tree.clone(),
+            |t| {
+                t.begin_freeze();
+                black_box(t.freeze_some(usize::MAX))
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("decode", |b| {
         b.iter(|| DataTree::decode_snapshot(black_box(&bytes)).expect("a valid snapshot"))
     });

@@ -2,7 +2,7 @@
 //! (the checks, in ZooKeeper's order, so the same request fails with the same code) fused
 //! with `DataTree.processTxn` (the changes): warren decides at apply, not before the log.
 
-use warren_proto::{Acl, CreateMode, ErrorCode, EventType, Id, Zxid, perms};
+use warren_proto::{Acl, CreateMode, ErrorCode, EventType, Id, Stat, Zxid, perms};
 
 use crate::acl;
 use crate::command::{Applied, Command, Op, Outcome, Trigger};
@@ -313,15 +313,35 @@ impl DataTree {
             return Err(ErrorCode::NoAuth);
         }
         check_version(n.version(), version)?;
-        let mut new = n.with_data(data);
-        new.set_version(n.version().wrapping_add(1));
+        let (new, next_version) = (n.with_data(data), n.version().wrapping_add(1));
+        Ok(Outcome::Stat(self.put_new_data(
+            ctx,
+            path,
+            new,
+            next_version,
+            fx,
+        )))
+    }
+
+    /// Puts `new` (the node at `path` with its new data) in place as a data change of this
+    /// command: data version `version`, mtime and mzxid of the command, an undo record and
+    /// a NodeDataChanged trigger. Returns the new Stat.
+    fn put_new_data(
+        &mut self,
+        ctx: &Ctx<'_>,
+        path: &str,
+        mut new: Node,
+        version: i32,
+        fx: &mut Effects,
+    ) -> Stat {
+        new.set_version(version);
         new.set_mtime(ctx.time_ms);
         new.set_mzxid(ctx.zxid);
         let stat = new.stat();
         let old = self.replace(path, Some(new));
         fx.undo.push(Undo::Node(path.into(), old));
         fx.trigger(path, EventType::NodeDataChanged);
-        Ok(Outcome::Stat(stat))
+        stat
     }
 
     fn config_data(&self) -> Vec<u8> {
@@ -345,14 +365,8 @@ impl DataTree {
             return Err(ErrorCode::NoAuth);
         }
         let data = crate::config::render_config(servers, ctx.zxid);
-        let mut new = n.with_data(Some(&data));
-        new.set_version(-1);
-        new.set_mtime(ctx.time_ms);
-        new.set_mzxid(ctx.zxid);
-        let stat = new.stat();
-        let old = self.replace(path, Some(new));
-        fx.undo.push(Undo::Node(path.into(), old));
-        fx.trigger(path, EventType::NodeDataChanged);
+        let new = n.with_data(Some(&data));
+        let stat = self.put_new_data(ctx, path, new, -1, fx);
         Ok(Outcome::Data { data, stat })
     }
 

@@ -23,6 +23,14 @@
 //!  13 SetConfig       vector<server> servers
 //! server = long id, ustring spec (see `crate::config`)
 //! ```
+//!
+//! A log entry holds one command, or a **batch** of them ([`encode_batch`]): the leader's
+//! proposer packs the writes queued at one moment into one entry, so Raft's per-entry work
+//! (log record, commit, apply call) is shared; each command still applies on its own, in
+//! order, with its own zxid. Batch format version 1:
+//! ```text
+//! u8 0xB1 | int count (≥ 2) | count × buffer command (the bytes of `Command::encode`)
+//! ```
 
 use crate::config::ConfigServer;
 use warren_proto::{
@@ -32,6 +40,35 @@ use warren_proto::{
 
 /// The current (and only) format version of [`Command::encode`].
 pub const COMMAND_FORMAT_V1: u8 = 1;
+
+/// First byte of a log entry holding a batch of commands ([`encode_batch`]).
+pub const BATCH_FORMAT_V1: u8 = 0xB1;
+
+/// A log entry holding `commands` (each the bytes of [`Command::encode`]), applied in order.
+/// Use it for two or more: a single command is an entry by itself.
+pub fn encode_batch<'a>(commands: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+    let len = 1 + 4 + commands.clone().map(|c| 4 + c.len()).sum::<usize>();
+    let count = i32::try_from(commands.len()).expect("a batch holds fewer than 2^31 commands");
+    let mut buf = Vec::with_capacity(len);
+    buf.push(BATCH_FORMAT_V1);
+    let mut w = Writer::from_vec(buf);
+    w.int(count);
+    for c in commands {
+        w.buffer(c);
+    }
+    w.into_vec()
+}
+
+/// The commands of a log entry, in order: one for a command, several for a batch.
+pub fn decode_entry(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
+    let Some((&BATCH_FORMAT_V1, rest)) = bytes.split_first() else {
+        return Command::decode(bytes).map(|c| vec![c]);
+    };
+    let mut r = Reader::new(rest);
+    let commands = r.vec(4, |r| Command::decode(r.buffer()?))?;
+    r.finish()?;
+    Ok(commands)
+}
 
 /// One write, stamped by the leader, as the log carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -606,6 +643,37 @@ mod tests {
                 assert!(Command::decode(&bytes[..n]).is_err());
             }
         }
+    }
+
+    #[test]
+    fn batches_round_trip_in_order_and_reject_damage() {
+        let commands: Vec<Command> = sample_ops()
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| Command {
+                origin: 7,
+                session: SessionId(3),
+                xid: Xid(i as i32),
+                time_ms: 5,
+                auth: vec![],
+                op,
+            })
+            .collect();
+        let encoded: Vec<Vec<u8>> = commands.iter().map(Command::encode).collect();
+        let batch = encode_batch(encoded.iter().map(Vec::as_slice));
+        assert_eq!(batch[0], BATCH_FORMAT_V1);
+        assert_eq!(decode_entry(&batch).unwrap(), commands);
+        // A plain command is an entry of one.
+        assert_eq!(
+            decode_entry(&encoded[0]).unwrap(),
+            vec![commands[0].clone()]
+        );
+        for n in 0..batch.len() {
+            assert!(decode_entry(&batch[..n]).is_err(), "prefix of {n} bytes");
+        }
+        let mut trailing = batch.clone();
+        trailing.push(0);
+        assert!(decode_entry(&trailing).is_err());
     }
 
     #[test]

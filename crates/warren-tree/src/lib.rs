@@ -14,15 +14,18 @@
 //!   + `DataTree.processTxn`).
 //! - [`path`]: `PathUtils.validatePath` and parent helpers.
 //! - `acl`: `checkACL`, `fixupACL`, the `ip`/`digest` providers and the ACL table.
-//! - `snapshot`: [`DataTree::encode_snapshot`] / [`DataTree::decode_snapshot`].
+//! - `snapshot`: [`DataTree::encode_snapshot`] / [`DataTree::decode_snapshot`], and
+//!   [`DataTree::begin_freeze`] / [`DataTree::freeze_some`] to freeze the tree a chunk at a
+//!   time between applies and encode the view on another thread.
 //! - `digest`: the rolling digest's hash.
 //!
 //! # How a write flows through it
 //! The server decodes a request, builds a [`Command`], proposes `command.encode()` through
-//! Raft; every replica calls `Command::decode` then [`DataTree::apply`] in log order. `apply`
-//! takes the next zxid, checks the op in ZooKeeper's order (so a request fails with the code
-//! ZooKeeper gives), changes the tree and returns the [`Outcome`] for the reply and the
-//! [`Trigger`]s for the watch registry.
+//! Raft (alone or in a batch, [`encode_batch`]); every replica calls [`decode_entry`] then
+//! [`DataTree::apply`] on each command in log order. `apply` takes the next zxid, checks the
+//! op in ZooKeeper's order (so a request fails with the code ZooKeeper gives), changes the
+//! tree and returns the [`Outcome`] for the reply and the [`Trigger`]s for the watch
+//! registry.
 //!
 //! # Invariants
 //! - `num_children` of every node equals its number of children (checked for the touched
@@ -40,10 +43,12 @@
 //! Stat-only changes (a parent's cversion, pzxid and child count) take the node out of the
 //! set and put it back, which costs two descents but no allocation.
 //! Estimate for a 100-byte znode with a 29-byte path (`warren bench --workload load`): the
-//! node's buffer of 72 + 29 + 100 bytes (a 224-byte malloc chunk) plus ~40 bytes of B-tree
-//! (16-byte entries, leaves 55% full when keys are appended): ~265 bytes.
-//! Measured (`mem_test.rs`, 1M such znodes, release build): **244 resident bytes per
-//! znode**, down from 356 with a map from `Box<str>` to an 88-byte node with boxed data.
+//! node's shared buffer of 16 (reference counts) + 72 + 29 + 100 bytes (a 240-byte glibc
+//! malloc chunk) plus ~40 bytes of B-tree (16-byte entries, leaves 55% full when keys are
+//! appended): ~280 bytes.
+//! Measured (`mem_test.rs`, 1M such znodes, release build): **260 resident bytes per
+//! znode** (244 before the buffer was shared for snapshots), down from 356 with a map from
+//! `Box<str>` to an 88-byte node with boxed data.
 //! For comparison, a ZooKeeper 3.8 JVM holds roughly 430 live heap bytes for the same znode
 //! (DataNode, StatPersisted, byte[], path String, map entry, the parent's children-set entry)
 //! before GC headroom.
@@ -67,9 +72,12 @@ mod script_test;
 #[cfg(test)]
 mod tree_test;
 
-pub use command::{Applied, COMMAND_FORMAT_V1, Command, Op, Outcome, Trigger};
+pub use command::{
+    Applied, BATCH_FORMAT_V1, COMMAND_FORMAT_V1, Command, Op, Outcome, Trigger, decode_entry,
+    encode_batch,
+};
 pub use node::{CONTAINER_OWNER, NodeKind, TTL_MASK, TTL_MAX_MS};
-pub use snapshot::{SNAPSHOT_FORMAT_V1, SnapshotError};
+pub use snapshot::{SNAPSHOT_FORMAT_V1, SnapshotError, SnapshotView};
 pub use tree::{Children, DataTree, NodeRef, Session};
 
 /// `checkACL` on an ACL list, for callers that hold one (the tree's own reads use

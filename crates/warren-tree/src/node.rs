@@ -2,6 +2,8 @@
 //! children set (children are found in the ordered path map) and with the ACL as an index
 //! into the tree's ACL table.
 
+use std::sync::Arc;
+
 use warren_proto::Stat;
 
 /// `ephemeralOwner` marker of a container (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
@@ -80,11 +82,16 @@ const NULL_DATA: u32 = 1 << 31;
 /// key, the node, the data) saves two malloc headers and roundings per znode, and the map
 /// entry shrinks to the 16-byte box, so the B-tree's half-empty leaves cost little.
 ///
+/// The buffer is shared (`Arc`): cloning a node is a reference count, so a snapshot can
+/// freeze the whole node set with one pointer copy per node and encode it on another
+/// thread while apply goes on; a node changed while a snapshot still holds it is copied
+/// first (copy on write, [`Arc::make_mut`]). The counts cost 16 bytes per znode.
+///
 /// Equality and order are those of the path (the tree keeps nodes in a set ordered by
 /// path and looks them up by path bytes); [`Node::same`] compares whole nodes.
 #[derive(Clone)]
 pub(crate) struct Node {
-    buf: Box<[u8]>,
+    buf: Arc<[u8]>,
 }
 
 macro_rules! field {
@@ -100,7 +107,7 @@ macro_rules! field {
         #[doc = $doc]
         pub(crate) fn $set(&mut self, v: $ty) {
             const N: usize = std::mem::size_of::<$ty>();
-            self.buf[$at..$at + N].copy_from_slice(&v.to_le_bytes());
+            self.bytes_mut()[$at..$at + N].copy_from_slice(&v.to_le_bytes());
         }
     };
 }
@@ -117,7 +124,7 @@ impl Node {
     ) -> Node {
         let mut n = Node::with_path_and_data(path, data);
         for f in [at::CZXID, at::MZXID, at::PZXID] {
-            n.buf[f..f + 8].copy_from_slice(&zxid.to_le_bytes());
+            n.bytes_mut()[f..f + 8].copy_from_slice(&zxid.to_le_bytes());
         }
         n.set_ctime(time);
         n.set_mtime(time);
@@ -133,25 +140,30 @@ impl Node {
             .filter(|l| l & NULL_DATA == 0)
             .expect("a znode path is under 2 GiB");
         let d = data.unwrap_or_default();
-        let mut buf = Vec::with_capacity(at::PATH + path.len() + d.len());
-        buf.resize(at::PATH_LEN, 0);
+        let len = at::PATH + path.len() + d.len();
+        // One allocation of the exact size (`repeat_n` is `TrustedLen`), filled in place.
+        let mut buf: Arc<[u8]> = std::iter::repeat_n(0u8, len).collect();
+        let b = Arc::get_mut(&mut buf).expect("a fresh buffer is not shared");
         let tag = if data.is_none() {
             plen | NULL_DATA
         } else {
             plen
         };
-        buf.extend_from_slice(&tag.to_le_bytes());
-        buf.extend_from_slice(path.as_bytes());
-        buf.extend_from_slice(d);
-        Node {
-            buf: buf.into_boxed_slice(),
-        }
+        b[at::PATH_LEN..at::PATH].copy_from_slice(&tag.to_le_bytes());
+        b[at::PATH..at::PATH + path.len()].copy_from_slice(path.as_bytes());
+        b[at::PATH + path.len()..].copy_from_slice(d);
+        Node { buf }
+    }
+
+    /// The bytes, to change: copied first if a snapshot still shares them.
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        Arc::make_mut(&mut self.buf)
     }
 
     /// The same node (path and stat) with other data; the caller updates the stat.
     pub(crate) fn with_data(&self, data: Option<&[u8]>) -> Node {
         let mut n = Node::with_path_and_data(self.path(), data);
-        n.buf[..at::PATH_LEN].copy_from_slice(&self.buf[..at::PATH_LEN]);
+        n.bytes_mut()[..at::PATH_LEN].copy_from_slice(&self.buf[..at::PATH_LEN]);
         n
     }
 
@@ -322,7 +334,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_is_one_box() {
+    fn node_is_one_shared_buffer() {
         assert_eq!(std::mem::size_of::<Node>(), 16);
         let mut n = Node::new("/a/b", 7, 8, 9, 3, Some(b"xyz"));
         assert_eq!(n.path(), "/a/b");
@@ -344,6 +356,21 @@ mod tests {
         let empty = n.with_data(Some(b""));
         assert_eq!((empty.data(), empty.data_len()), (Some(&b""[..]), 0));
         assert!(null == empty && !null.same(&empty));
+    }
+
+    #[test]
+    fn a_shared_node_is_copied_on_write() {
+        let mut n = Node::new("/a", 7, 8, 0, 0, Some(b"x"));
+        let frozen = n.clone();
+        n.set_version(3);
+        n.set_mzxid(9);
+        assert_eq!((frozen.version(), frozen.mzxid()), (0, 7));
+        assert_eq!((n.version(), n.mzxid()), (3, 9));
+        // No longer shared: changed in place.
+        let before = n.buf.as_ptr();
+        drop(frozen);
+        n.set_version(4);
+        assert_eq!((n.version(), n.buf.as_ptr()), (4, before));
     }
 
     #[test]

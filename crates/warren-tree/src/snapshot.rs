@@ -19,7 +19,8 @@
 use thiserror::Error;
 use warren_proto::{Acl, DecodeError, Reader, Record, Writer};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use crate::acl::AclTable;
 use crate::node::{Node, NodeKind};
@@ -66,46 +67,248 @@ pub enum SnapshotError {
     },
 }
 
+/// What a snapshot holds, frozen at one moment (see [`DataTree::begin_freeze`]). The nodes
+/// are shared with the tree (a reference count each, see `Node`), so the view costs one
+/// pointer per znode and encodes on any thread.
+#[derive(Debug, Clone)]
+pub struct SnapshotView {
+    nodes: Vec<Node>,
+    sessions: Vec<(i64, i32, [u8; 16])>,
+    acls: Vec<Option<Vec<Acl>>>,
+    zxid: i64,
+    digest: u64,
+    data_size: i64,
+}
+
+impl SnapshotView {
+    /// The snapshot bytes, equal to [`DataTree::encode_snapshot`] of the tree when the freeze
+    /// began.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(Parts {
+            nodes: self.nodes.iter(),
+            sessions: self.sessions.iter().map(|(id, t, p)| (*id, *t, p)),
+            acls: self.acls.iter().map(|s| s.as_deref()),
+            zxid: self.zxid,
+            digest: self.digest,
+            data_size: self.data_size,
+        })
+    }
+
+    /// The zxid of the last command the frozen tree applied.
+    pub fn zxid(&self) -> i64 {
+        self.zxid
+    }
+}
+
+/// A freeze in progress, kept in the tree it freezes.
+///
+/// The nodes are copied into `view` in path order, a chunk at a time
+/// ([`DataTree::freeze_some`]), while the tree goes on applying in between. Every node
+/// change goes through `DataTree::before_change` first, which keeps the node as it was when
+/// the freeze began (or its absence) if its path is not copied yet and it was not kept
+/// already; copying prefers those before-images to the live nodes. So the view is the tree
+/// at the freeze's start, and no single step holds the tree for long.
+#[derive(Debug, Clone)]
+pub(crate) struct Freezing {
+    view: SnapshotView,
+    /// Every path up to and including this one is in `view` (`None`: no path yet).
+    cursor: Option<Box<[u8]>>,
+    /// Nodes past `cursor` changed since the freeze began, as they were then.
+    before: BTreeMap<Box<[u8]>, Option<Node>>,
+    /// Every node is copied (the tree was replaced by a restore meanwhile).
+    done: bool,
+}
+
+impl Freezing {
+    /// Keeps the node at `path` as it is now if the freeze still needs it.
+    pub(crate) fn note(&mut self, path: &[u8], nodes: &BTreeSet<Node>) {
+        if self.done
+            || self.cursor.as_deref().is_some_and(|c| path <= c)
+            || self.before.contains_key(path)
+        {
+            return;
+        }
+        self.before.insert(path.into(), nodes.get(path).cloned());
+    }
+
+    /// Copies up to `max` paths past the cursor; true when every path is copied.
+    fn copy_some(&mut self, nodes: &BTreeSet<Node>, max: usize) -> bool {
+        let from = match &self.cursor {
+            Some(c) => Bound::Excluded(&**c),
+            None => Bound::Unbounded,
+        };
+        let mut live = nodes.range::<[u8], _>((from, Bound::Unbounded)).peekable();
+        let mut kept = self
+            .before
+            .range::<[u8], _>((from, Bound::Unbounded))
+            .peekable();
+        let mut last: Option<&[u8]> = None;
+        for _ in 0..max {
+            let next_live = live.peek().map(|n| n.path_bytes());
+            let next_kept = kept.peek().map(|(p, _)| &***p);
+            let (path, node) = match (next_live, next_kept) {
+                (None, None) => break,
+                // The kept image wins over the live node of the same path.
+                (Some(l), Some(k)) if k <= l => {
+                    if k == l {
+                        live.next();
+                    }
+                    let (p, n) = kept.next().expect("peeked");
+                    (&**p, n.as_ref())
+                }
+                (Some(_), _) => {
+                    let n = live.next().expect("peeked");
+                    (n.path_bytes(), Some(n))
+                }
+                (None, Some(_)) => {
+                    let (p, n) = kept.next().expect("peeked");
+                    (&**p, n.as_ref())
+                }
+            };
+            if let Some(n) = node {
+                self.view.nodes.push(n.clone());
+            }
+            last = Some(path);
+        }
+        let finished = live.peek().is_none() && kept.peek().is_none();
+        if let Some(last) = last {
+            let last: Box<[u8]> = last.into();
+            // Images at or before the cursor are copied and no longer needed.
+            let mut rest = self.before.split_off(&last);
+            rest.remove(&last);
+            self.before = rest;
+            self.cursor = Some(last);
+        }
+        finished
+    }
+}
+
+/// Borrowed parts of a tree, encoded by [`encode`].
+struct Parts<N, S, A> {
+    nodes: N,
+    sessions: S,
+    acls: A,
+    zxid: i64,
+    digest: u64,
+    data_size: i64,
+}
+
+fn encode<'a, N, S, A>(p: Parts<N, S, A>) -> Vec<u8>
+where
+    N: ExactSizeIterator<Item = &'a Node>,
+    S: ExactSizeIterator<Item = (i64, i32, &'a [u8; 16])>,
+    A: ExactSizeIterator<Item = Option<&'a [Acl]>>,
+{
+    let mut w = Writer::from_vec(Vec::with_capacity(64 + p.data_size as usize * 2));
+    w.raw(MAGIC).int(SNAPSHOT_FORMAT_V1).long(p.zxid);
+    w.int(len_i32(p.sessions.len()));
+    for (id, timeout_ms, password) in p.sessions {
+        w.long(id).int(timeout_ms).buffer(password);
+    }
+    w.int(len_i32(p.acls.len()));
+    for s in p.acls {
+        w.boolean(s.is_some());
+        if let Some(acl) = s {
+            w.vec(acl, |w, a| a.encode(w));
+        }
+    }
+    w.int(len_i32(p.nodes.len()));
+    for n in p.nodes {
+        w.ustring(n.path());
+        match n.data() {
+            Some(d) => w.buffer(d),
+            None => w.null_buffer(),
+        };
+        w.int(n.acl() as i32);
+        w.long(n.czxid())
+            .long(n.mzxid())
+            .long(n.pzxid())
+            .long(n.ctime())
+            .long(n.mtime());
+        w.long(n.ephemeral_owner())
+            .int(n.version())
+            .int(n.cversion())
+            .int(n.aversion());
+    }
+    w.long(p.digest as i64);
+    let mut out = w.into_vec();
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
 impl DataTree {
     /// The tree as snapshot bytes (deterministic: equal trees give equal bytes).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut w = Writer::from_vec(Vec::with_capacity(64 + self.data_size as usize * 2));
-        w.raw(MAGIC).int(SNAPSHOT_FORMAT_V1).long(self.zxid);
-        w.int(len_i32(self.sessions.len()));
-        for (id, s) in &self.sessions {
-            w.long(*id).int(s.timeout_ms).buffer(&s.password);
+        let acls: Vec<Option<&[Acl]>> = self.acls.slots().collect();
+        encode(Parts {
+            nodes: self.nodes.iter(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(id, s)| (*id, s.timeout_ms, &s.password)),
+            acls: acls.into_iter(),
+            zxid: self.zxid,
+            digest: self.digest,
+            data_size: self.data_size,
+        })
+    }
+
+    /// Begins freezing the tree as it is now for a snapshot; [`DataTree::freeze_some`]
+    /// copies its nodes a chunk at a time while commands go on applying, and returns the
+    /// view when done. This copies only the sessions and the ACL table. A freeze already in
+    /// progress is dropped.
+    pub fn begin_freeze(&mut self) {
+        let view = SnapshotView {
+            nodes: Vec::with_capacity(self.nodes.len()),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(id, s)| (*id, s.timeout_ms, s.password))
+                .collect(),
+            acls: self.acls.slots().map(|s| s.map(<[Acl]>::to_vec)).collect(),
+            zxid: self.zxid,
+            digest: self.digest,
+            data_size: self.data_size,
+        };
+        self.freezing = Some(Box::new(Freezing {
+            view,
+            cursor: None,
+            before: BTreeMap::new(),
+            done: false,
+        }));
+    }
+
+    /// Copies up to `max_nodes` more nodes into the freeze begun by
+    /// [`DataTree::begin_freeze`]; returns the finished view once every node is copied
+    /// (and ends the freeze), `None` while nodes remain, and also `None` with no freeze in
+    /// progress.
+    pub fn freeze_some(&mut self, max_nodes: usize) -> Option<SnapshotView> {
+        let f = self.freezing.as_mut()?;
+        if f.done || f.copy_some(&self.nodes, max_nodes.max(1)) {
+            return self.freezing.take().map(|f| f.view);
         }
-        let slots: Vec<Option<&[Acl]>> = self.acls.slots().collect();
-        w.int(len_i32(slots.len()));
-        for s in slots {
-            w.boolean(s.is_some());
-            if let Some(acl) = s {
-                w.vec(acl, |w, a| a.encode(w));
+        None
+    }
+
+    /// Whether a freeze is in progress.
+    pub fn freezing(&self) -> bool {
+        self.freezing.is_some()
+    }
+
+    /// Replaces this tree with `new` (a restored snapshot), finishing a freeze in progress
+    /// first and handing it to `new`, so [`DataTree::freeze_some`] still returns the view of
+    /// the tree it began on.
+    pub fn replace_with(&mut self, mut new: DataTree) {
+        if let Some(mut f) = self.freezing.take() {
+            if !f.done {
+                let finished = f.copy_some(&self.nodes, usize::MAX);
+                debug_assert!(finished, "an unbounded copy finishes");
+                f.done = true;
             }
+            new.freezing = Some(f);
         }
-        w.int(len_i32(self.nodes.len()));
-        for n in &self.nodes {
-            w.ustring(n.path());
-            match n.data() {
-                Some(d) => w.buffer(d),
-                None => w.null_buffer(),
-            };
-            w.int(n.acl() as i32);
-            w.long(n.czxid())
-                .long(n.mzxid())
-                .long(n.pzxid())
-                .long(n.ctime())
-                .long(n.mtime());
-            w.long(n.ephemeral_owner())
-                .int(n.version())
-                .int(n.cversion())
-                .int(n.aversion());
-        }
-        w.long(self.digest as i64);
-        let mut out = w.into_vec();
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_be_bytes());
-        out
+        *self = new;
     }
 
     /// Rebuilds a tree from [`DataTree::encode_snapshot`] bytes, verifying the CRC, the

@@ -17,6 +17,7 @@ use crate::acl::{self, AclTable};
 use crate::digest;
 use crate::node::{Node, NodeKind};
 use crate::path;
+use crate::snapshot::Freezing;
 
 /// One entry of the sessions table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,8 @@ pub struct DataTree {
     pub(crate) digest: u64,
     pub(crate) data_size: i64,
     pub(crate) ephemeral_count: usize,
+    /// A snapshot being frozen a chunk at a time (`snapshot.rs`); not part of the state.
+    pub(crate) freezing: Option<Box<Freezing>>,
 }
 
 /// Equal trees: the same nodes (whole nodes, not only paths) and the same derived state.
@@ -110,6 +113,7 @@ impl DataTree {
             digest: 0,
             data_size: 0,
             ephemeral_count: 0,
+            freezing: None,
         };
         let open = t.acls.intern(&Acl::open_unsafe());
         let read = t.acls.intern(&[Acl {
@@ -138,11 +142,20 @@ impl DataTree {
     /// is taken out and put back (two descents, no allocation); `f` must not change what
     /// the digest covers unless the caller accounts for it.
     fn update<R>(&mut self, path: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        self.before_change(key(path));
         let mut n = self.nodes.take(key(path))?;
         let r = f(&mut n);
         let fresh = self.nodes.insert(n);
         debug_assert!(fresh, "a node taken out goes back to a free slot");
         Some(r)
+    }
+
+    /// Called before the node at `path` changes (appears, changes or goes): a freeze in
+    /// progress keeps it as it is now if it still needs it (`snapshot::Freezing`).
+    fn before_change(&mut self, path: &[u8]) {
+        if let Some(f) = &mut self.freezing {
+            f.note(path, &self.nodes);
+        }
     }
 
     /// Puts `new` at `path` (or removes the node if `None`) and returns what was there,
@@ -162,6 +175,7 @@ impl DataTree {
     /// [`DataTree::replace`] without the parent's `num_children`: returns what was there
     /// and whether a node appeared or disappeared (the caller owes the parent's count).
     fn put(&mut self, path: &str, new: Option<Node>) -> (Option<Node>, bool) {
+        self.before_change(key(path));
         let (old, added) = match new {
             Some(n) => {
                 debug_assert_eq!(n.path(), path, "a node is put at its own path");
@@ -242,6 +256,7 @@ impl DataTree {
         children_delta: i32,
     ) -> Undo {
         let k = key(path);
+        self.before_change(k);
         let mut n = self
             .nodes
             .take(k)

@@ -204,6 +204,59 @@ fn replay_from_log_bytes_gives_the_same_tree_digest_and_snapshot() {
 }
 
 #[test]
+fn a_freeze_copied_between_applies_encodes_the_tree_as_it_began() {
+    // Why: the server freezes the tree for a snapshot a chunk at a time while commands go
+    // on applying; every node changed, created or deleted meanwhile must appear in the view
+    // as it was when the freeze began.
+    let commands = workload();
+    for chunk in [1, 3, 50, usize::MAX] {
+        let (first, rest) = commands.split_at(commands.len() / 2);
+        let mut t = DataTree::new();
+        for c in first {
+            t.apply(c);
+        }
+        let expected = t.encode_snapshot();
+        t.begin_freeze();
+        assert!(t.freezing());
+        let mut view = None;
+        let mut changed = 0;
+        for c in rest {
+            if view.is_none() {
+                view = t.freeze_some(chunk);
+            }
+            if !t.apply(c).triggers.is_empty() {
+                changed += 1;
+            }
+        }
+        let view = view.or_else(|| t.freeze_some(usize::MAX)).unwrap();
+        assert!(!t.freezing() && t.freeze_some(chunk).is_none());
+        assert!(changed > 10, "only {changed} changes during the freeze");
+        assert_ne!(t.encode_snapshot(), expected);
+        assert_eq!(view.encode(), expected, "chunk {chunk}");
+        let mut replica = DataTree::decode_snapshot(&view.encode()).unwrap();
+        for c in rest {
+            replica.apply(c);
+        }
+        assert!(replica == t);
+    }
+}
+
+#[test]
+fn a_restore_during_a_freeze_hands_over_the_finished_view() {
+    let commands = workload();
+    let mut t = DataTree::new();
+    for c in &commands {
+        t.apply(c);
+    }
+    let expected = t.encode_snapshot();
+    t.begin_freeze();
+    assert!(t.freeze_some(2).is_none());
+    t.replace_with(DataTree::new());
+    assert_eq!(t.node_count(), DataTree::new().node_count());
+    assert_eq!(t.freeze_some(2).unwrap().encode(), expected);
+}
+
+#[test]
 fn snapshot_rejects_damage() {
     let mut t = DataTree::new();
     for c in workload() {

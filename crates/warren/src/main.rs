@@ -7,6 +7,12 @@
 mod cluster;
 mod compose;
 
+/// mimalloc instead of glibc's malloc: glibc's allocator took ~18% of the server's CPU on a
+/// create-heavy load (`_int_malloc`, `malloc_consolidate`, `_int_free`; perf, see
+/// bench/RESULTS.md), mostly short-lived per-request buffers freed on another thread.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -35,18 +35,19 @@ impl ListSm {
 }
 
 impl StateMachine for ListSm {
-    fn apply(&mut self, index: u64, payload: &[u8]) {
+    fn apply(&mut self, index: u64, payload: &[u8]) -> u64 {
         self.applied.lock().unwrap().push((index, payload.to_vec()));
+        1
     }
 
-    fn snapshot(&self) -> Vec<u8> {
+    fn snapshot(&self) -> warren_raft::SnapshotEncoder {
         let mut out = Vec::new();
         for (i, p) in self.applied.lock().unwrap().iter() {
             out.extend_from_slice(&i.to_le_bytes());
             out.extend_from_slice(&(p.len() as u32).to_le_bytes());
             out.extend_from_slice(p);
         }
-        out
+        Box::new(move || out)
     }
 
     fn restore(&mut self, mut snap: &[u8]) -> Result<(), String> {
