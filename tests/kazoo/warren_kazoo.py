@@ -19,6 +19,8 @@ Settings (environment):
   with one server they are expected failures on every target (xfail, strict).
 - Skips: a test may skip only if `expected-skips.txt` lists it; any other skip is turned
   into a failure, so a missing dependency (gevent, eventlet, ...) cannot hide a suite.
+- `racy.txt` lists tests that race inside kazoo's own code, whatever the server: each may
+  run up to 3 times (pytest-rerunfailures), and the closing line counts the reruns.
 - KAZOO_KEEP_WORKDIR=1: keep the servers' directories and logs after the run.
 
 Every server is started with a fresh pid we own, checked with `ruok` -> `imok` on its
@@ -464,6 +466,12 @@ def pytest_configure(config):
         skips_path=os.path.join(HERE, "expected-skips.txt"),
     )
     config._kazoo.skips = read_expected_failures(config._kazoo.skips_path)
+    config._kazoo.racy_path = os.path.join(HERE, "racy.txt")
+    config._kazoo.racy = read_expected_failures(config._kazoo.racy_path)
+    if config._kazoo.racy and not config.pluginmanager.hasplugin("rerunfailures"):
+        raise pytest.UsageError(
+            "%s lists tests to rerun, but pytest-rerunfailures is not installed "
+            "(tests/kazoo/setup-venv.sh installs it)" % config._kazoo.racy_path)
     if size == 1:
         ensemble = read_expected_failures(os.path.join(HERE, "needs-ensemble.txt"))
         overlap = set(ensemble) & set(config._kazoo.expected)
@@ -492,21 +500,24 @@ def pytest_collection_modifyitems(config, items):
     used = set()
     for item in items:
         sid = short_id(item.nodeid)
-        for entries in (state.expected, state.skips):
+        for entries in (state.expected, state.skips, state.racy):
             hit = _match(entries, sid)
             if hit:
                 used.add(hit[0])
         hit = _match(state.expected, sid)
         if hit:
             item.add_marker(pytest.mark.xfail(reason=hit[1], strict=True))
+        elif _match(state.racy, sid):
+            # pytest-rerunfailures: up to 2 reruns, each reported.
+            item.add_marker(pytest.mark.flaky(reruns=2))
     # An entry naming no test of a collected file is stale: the lists must stay true.
     files = {short_id(item.nodeid).split("::")[0] for item in items}
-    stale = [p for p in list(state.expected) + list(state.skips)
+    stale = [p for p in list(state.expected) + list(state.skips) + list(state.racy)
              if p not in used and p.split("::")[0] in files]
     if stale:
         raise pytest.UsageError(
-            "%s or %s name tests that do not exist:\n  %s"
-            % (state.expected_path, state.skips_path, "\n  ".join(stale))
+            "%s, %s or %s name tests that do not exist:\n  %s"
+            % (state.expected_path, state.skips_path, state.racy_path, "\n  ".join(stale))
         )
 
 
@@ -543,5 +554,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     )
     failed = count("failed") + count("error")
     terminalreporter.write_line(
-        "kazoo: %d passed, %d failed, %d skipped" % (count("passed"), failed, count("skipped"))
+        "kazoo: %d passed, %d failed, %d skipped, %d rerun (racy.txt)"
+        % (count("passed"), failed, count("skipped"), count("rerun"))
     )
