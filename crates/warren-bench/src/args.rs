@@ -87,7 +87,9 @@ pub struct BenchArgs {
     pub keys: u32,
     /// Offered load in ops/s over all sessions, paced evenly per session (open loop:
     /// latency counts from the op's scheduled time, so a server that falls behind is
-    /// charged for the queue). Without it every session keeps `--depth` in flight.
+    /// charged for the queue). Sends are timed by a thread of their own, to within tens of
+    /// microseconds. Without it every session keeps `--depth` in flight. Not for `watch`
+    /// and `session`, which run closed loop.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Parent of the run's znodes; each run works under `<prefix>/<workload>-<pid>`, which
@@ -175,10 +177,13 @@ impl BenchArgs {
         if self.workload == Workload::Watch && self.sessions < 2 {
             return Err("watch needs --sessions of at least 2 (pairs)".into());
         }
-        if let Some(r) = self.rate
-            && !(r.is_finite() && r > 0.0)
-        {
-            return Err("--rate must be a positive number of ops/s".into());
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err("--rate must be a positive number of ops/s".into());
+            }
+            if matches!(self.workload, Workload::Watch | Workload::Session) {
+                return Err("--rate paces the pipelined workloads, not watch or session".into());
+            }
         }
         if !self.prefix.starts_with('/') || (self.prefix.len() > 1 && self.prefix.ends_with('/')) {
             return Err("--prefix must be an absolute znode path".into());
@@ -210,6 +215,23 @@ mod tests {
         assert_eq!(three.validate(), Ok(()));
         assert!(parse("a:1,,b:2").validate().is_err());
         assert!(parse("localhost").validate().is_err());
+    }
+
+    #[test]
+    fn rate_paces_only_the_pipelined_workloads() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let parse =
+            |w: &str, rate: &str| Cli::parse_from(["bench", "--workload", w, "--rate", rate]).bench;
+        assert_eq!(parse("get", "1000").validate(), Ok(()));
+        assert_eq!(parse("create", "0.5").validate(), Ok(()));
+        assert!(parse("get", "0").validate().is_err());
+        assert!(parse("watch", "1000").validate().is_err());
+        assert!(parse("session", "1000").validate().is_err());
     }
 
     #[test]

@@ -94,7 +94,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let (progress_stop, progress_rx) = tokio::sync::oneshot::channel();
     let progress = (!args.quiet).then(|| tokio::spawn(runner::progress(ctl.clone(), progress_rx)));
     let mut started = Instant::now();
-    let tasks = spawn_sessions(&ctx);
+    let (pacer, paces) = match args.rate {
+        Some(rate) => {
+            let (pacer, paces) = runner::Pacer::start(rate, args.sessions)?;
+            (Some(pacer), paces.into_iter().map(Some).collect())
+        }
+        None => (None, Vec::new()),
+    };
+    let tasks = spawn_sessions(&ctx, paces);
     if !args.warmup.is_zero() {
         tokio::time::sleep(args.warmup).await;
         started = Instant::now();
@@ -117,6 +124,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         elapsed
     };
     phase_tx.send_replace(Phase::Stop);
+    drop(pacer);
     let _ = progress_stop.send(());
     if let Some(p) = progress {
         let _ = p.await;
@@ -134,7 +142,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     Ok(Report::new(&args, layout.base.clone(), &stats, elapsed))
 }
 
-fn spawn_sessions(ctx: &Ctx) -> Vec<tokio::task::JoinHandle<SessionResult>> {
+/// Starts the sessions; `paces` gives each pipelined session its due times under `--rate`
+/// (empty when the run is not paced).
+fn spawn_sessions(
+    ctx: &Ctx,
+    paces: Vec<Option<runner::Pace>>,
+) -> Vec<tokio::task::JoinHandle<SessionResult>> {
     let args = &ctx.args;
     match args.workload {
         Workload::Watch => (0..args.sessions / 2)
@@ -143,9 +156,15 @@ fn spawn_sessions(ctx: &Ctx) -> Vec<tokio::task::JoinHandle<SessionResult>> {
         Workload::Session => (0..args.sessions)
             .map(|i| tokio::spawn(runner::run_session_cycles(ctx.clone(), i)))
             .collect(),
-        _ => (0..args.sessions)
-            .map(|i| tokio::spawn(runner::run_session(ctx.clone(), i)))
-            .collect(),
+        _ => {
+            let mut paces = paces.into_iter();
+            (0..args.sessions)
+                .map(|i| {
+                    let pace = paces.next().flatten();
+                    tokio::spawn(runner::run_session(ctx.clone(), i, pace))
+                })
+                .collect()
+        }
     }
 }
 

@@ -20,6 +20,111 @@ use crate::workload::{Layout, OpGen, OpKind, outcome};
 /// Pause before reconnecting after a connection fault.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
+/// Hands each paced session (`--rate`) the times its sends are due, from a thread of its
+/// own. Why not a tokio timer per session: tokio's timers tick once a millisecond, so each
+/// session would send up to a millisecond late, and all sessions at the same tick; the
+/// latency of a paced op counts from its due time, so every op would carry that lateness
+/// and the bunching, whatever the server. The thread sleeps with the OS timer (tens of
+/// microseconds) until the next due time and hands that op's due time to its session.
+///
+/// Op `k` is due at `start + k / rate` and goes to session `k mod sessions`, so each
+/// session sends every `sessions / rate` seconds, the sessions staggered evenly.
+pub struct Pacer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pacer {
+    /// Starts pacing `rate` ops/s over `sessions` sessions; returns each session's receiver
+    /// of due times, in session order.
+    pub fn start(rate: f64, sessions: u32) -> std::io::Result<(Pacer, Vec<Pace>)> {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..sessions.max(1))
+            .map(|_| tokio::sync::mpsc::unbounded_channel())
+            .unzip();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let every = Duration::from_secs_f64(1.0 / rate);
+        let thread = std::thread::Builder::new()
+            .name("bench-pacer".into())
+            .spawn(move || {
+                let start = std::time::Instant::now();
+                let mut k: u64 = 0;
+                let mut due = start;
+                while !stopped.load(Ordering::Relaxed) {
+                    let now = std::time::Instant::now();
+                    if due > now {
+                        // At most 100 ms at a time, so that a stop is seen.
+                        std::thread::sleep((due - now).min(Duration::from_millis(100)));
+                        continue;
+                    }
+                    let tx: &tokio::sync::mpsc::UnboundedSender<Instant> =
+                        &txs[k as usize % txs.len()];
+                    if tx.send(Instant::from_std(due)).is_err() && txs.iter().all(|t| t.is_closed())
+                    {
+                        return;
+                    }
+                    k += 1;
+                    // From the start, not by adding: no drift from rounding `every`.
+                    due = start + every.mul_f64(k as f64);
+                }
+            })?;
+        let paces = rxs.into_iter().map(|rx| Pace { rx, held: None }).collect();
+        Ok((
+            Pacer {
+                stop,
+                thread: Some(thread),
+            },
+            paces,
+        ))
+    }
+}
+
+impl Drop for Pacer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One paced session's due times, from the [`Pacer`].
+#[derive(Debug)]
+pub struct Pace {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Instant>,
+    /// A due time received while waiting, not yet used.
+    held: Option<Instant>,
+}
+
+impl Pace {
+    /// The next due time if it has come.
+    fn due(&mut self) -> Option<Instant> {
+        self.held.take().or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// Waits for the next due time (cancel-safe: a time received is held for `due`).
+    async fn wait(&mut self) {
+        if self.held.is_none() {
+            self.held = self.rx.recv().await;
+            if self.held.is_none() {
+                // The pacer has stopped: nothing more will come.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Drops the sends that fell due before `now` (after a reconnect: catch up the pacing
+    /// rather than burst the missed sends).
+    fn skip_missed(&mut self, now: Instant) {
+        while let Some(d) = self.due() {
+            if d >= now {
+                self.held = Some(d);
+                break;
+            }
+        }
+    }
+}
+
 /// Where the run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -146,18 +251,9 @@ impl Ctx {
 
 /// Session `idx` of a pipelined workload: keeps `--depth` requests in flight (paced by
 /// `--rate` if given) until the run stops; reconnects after a connection fault.
-pub async fn run_session(ctx: Ctx, idx: u32) -> SessionResult {
+pub async fn run_session(ctx: Ctx, idx: u32, mut pace: Option<Pace>) -> SessionResult {
     let mut res = SessionResult::default();
     let mut gen_ = OpGen::new(idx, &ctx.args, &ctx.layout);
-    let interval = ctx
-        .args
-        .rate
-        .map(|r| Duration::from_secs_f64(f64::from(ctx.args.sessions) / r));
-    // Stagger paced sessions over one interval so their sends do not bunch.
-    let mut next_send = Instant::now()
-        + interval.map_or(Duration::ZERO, |iv| {
-            iv.mul_f64(f64::from(idx) / f64::from(ctx.args.sessions))
-        });
     while !ctx.finished() {
         let mut conn = match ctx.connect(idx).await {
             Ok(c) => c,
@@ -167,16 +263,7 @@ pub async fn run_session(ctx: Ctx, idx: u32) -> SessionResult {
                 continue;
             }
         };
-        match drive(
-            &ctx,
-            &mut conn,
-            &mut gen_,
-            &mut res,
-            interval,
-            &mut next_send,
-        )
-        .await
-        {
+        match drive(&ctx, &mut conn, &mut gen_, &mut res, pace.as_mut()).await {
             Ok(()) => {
                 let _ = conn.close().await;
                 break;
@@ -184,8 +271,9 @@ pub async fn run_session(ctx: Ctx, idx: u32) -> SessionResult {
             Err(e) => {
                 ctx.count_error(&mut res, e.kind());
                 tokio::time::sleep(RECONNECT_PAUSE).await;
-                // Catch up pacing rather than burst the missed sends.
-                next_send = next_send.max(Instant::now());
+                if let Some(p) = pace.as_mut() {
+                    p.skip_missed(Instant::now());
+                }
             }
         }
     }
@@ -198,8 +286,7 @@ async fn drive(
     conn: &mut Connection,
     gen_: &mut OpGen,
     res: &mut SessionResult,
-    interval: Option<Duration>,
-    next_send: &mut Instant,
+    mut pace: Option<&mut Pace>,
 ) -> Result<(), ConnError> {
     let depth = ctx.args.depth as usize;
     let units_per_op = match ctx.args.workload {
@@ -216,15 +303,11 @@ async fn drive(
         stopping |= phase == Phase::Stop;
         let now = Instant::now();
         while !stopping && inflight.len() < depth {
-            let start = match interval {
-                Some(iv) => {
-                    if *next_send > now {
-                        break;
-                    }
-                    let due = *next_send;
-                    *next_send += iv;
-                    due
-                }
+            let start = match pace.as_deref_mut() {
+                Some(p) => match p.due() {
+                    Some(due) => due,
+                    None => break,
+                },
                 None => now,
             };
             let measured = phase == Phase::Measure;
@@ -264,12 +347,13 @@ async fn drive(
         let deadline = inflight
             .front()
             .map(|f| f.start.max(last_sent) + ctx.args.reply_timeout);
-        let can_send = interval.is_some() && !stopping && inflight.len() < depth;
+        let paced = pace.is_some();
+        let can_send = paced && !stopping && inflight.len() < depth;
         tokio::select! {
             r = conn.read_reply(), if !inflight.is_empty() => {
                 complete(ctx, r?, &mut inflight, res)?;
             }
-            _ = tokio::time::sleep_until(*next_send), if can_send => {}
+            _ = async { pace.as_deref_mut().expect("paced").wait().await }, if can_send => {}
             _ = tokio::time::sleep(ping_after), if inflight.is_empty() && !can_send => {}
             r = phase_rx.changed() => {
                 if r.is_err() {
@@ -469,5 +553,54 @@ pub async fn progress(ctl: Arc<Control>, mut stop: tokio::sync::oneshot::Receive
             err - last_err
         );
         (last_ok, last_err) = (ok, err);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pace, Pacer};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    fn next(p: &mut Pace) -> Instant {
+        p.rx.blocking_recv().expect("the pacer runs")
+    }
+
+    #[test]
+    fn the_pacer_deals_due_times_round_robin_at_the_rate() {
+        let (pacer, mut paces) = Pacer::start(1000.0, 3).unwrap();
+        let close = |a: Duration, ms: u64| {
+            let want = Duration::from_millis(ms);
+            assert!(
+                a.abs_diff(want) < Duration::from_micros(1),
+                "{a:?} != {want:?}"
+            );
+        };
+        let s0 = [next(&mut paces[0]), next(&mut paces[0])];
+        let s1 = next(&mut paces[1]);
+        let s2 = next(&mut paces[2]);
+        // Op k is due k ms after the first and goes to session k mod 3.
+        close(s1 - s0[0], 1);
+        close(s2 - s0[0], 2);
+        close(s0[1] - s0[0], 3);
+        drop(pacer);
+        // Stopped: what was dealt can still be taken, then nothing more comes.
+        let mut p = paces.remove(0);
+        while p.due().is_some() {}
+        assert!(p.rx.blocking_recv().is_none());
+    }
+
+    #[test]
+    fn after_a_reconnect_missed_sends_are_dropped_not_burst() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut p = Pace { rx, held: None };
+        let t = Instant::now();
+        for ms in [0, 1, 2, 50, 51] {
+            tx.send(t + Duration::from_millis(ms)).unwrap();
+        }
+        p.skip_missed(t + Duration::from_millis(10));
+        assert_eq!(p.due(), Some(t + Duration::from_millis(50)));
+        assert_eq!(p.due(), Some(t + Duration::from_millis(51)));
+        assert_eq!(p.due(), None);
     }
 }
