@@ -18,6 +18,9 @@ pub struct BackendError(pub String);
 /// Shorthand for backend results.
 pub type BackendResult<T> = Result<T, BackendError>;
 
+/// The disk work of a purge (see [`LogBackend::purge_to`]).
+pub type PurgeWork = Box<dyn FnOnce() -> BackendResult<()> + Send>;
+
 /// The Raft log: `(index, bytes)` records with contiguous indexes.
 pub trait LogBackend: Send + 'static {
     /// Appends records; their indexes continue the log (or start it after a purge).
@@ -28,8 +31,12 @@ pub trait LogBackend: Send + 'static {
     fn read(&self, range: Range<u64>) -> BackendResult<Vec<(u64, Vec<u8>)>>;
     /// Removes the records with index `>= index` (durably).
     fn truncate_from(&mut self, index: u64) -> BackendResult<()>;
-    /// Removes the records with index `<= index`.
-    fn purge_to(&mut self, index: u64) -> BackendResult<()>;
+    /// Removes the records with index `<= index` at once (reads, `first_index` and appends
+    /// see them gone). The disk work that makes it durable and frees the space, if any, is
+    /// returned for the caller to run off its I/O thread, in purge order, before the log is
+    /// opened again; until it has run, a crash leaves the records on disk (the meta's purge
+    /// point, saved first, says they are to be cut again).
+    fn purge_to(&mut self, index: u64) -> BackendResult<Option<PurgeWork>>;
     /// The first index held, if any.
     fn first_index(&self) -> Option<u64>;
     /// The last index held, if any.
@@ -184,11 +191,11 @@ impl LogBackend for MemLog {
         Ok(())
     }
 
-    fn purge_to(&mut self, index: u64) -> BackendResult<()> {
+    fn purge_to(&mut self, index: u64) -> BackendResult<Option<PurgeWork>> {
         self.records = self.records.split_off(&(index + 1));
         let mut disk = lock(&self.owner.disk);
         disk.log = disk.log.split_off(&(index + 1));
-        Ok(())
+        Ok(None)
     }
 
     fn first_index(&self) -> Option<u64> {

@@ -13,7 +13,8 @@ use warren_storage::{
 };
 
 use crate::backend::{
-    BackendError, BackendResult, Backends, LogBackend, MetaBackend, SnapshotBackend, StoredSnapshot,
+    BackendError, BackendResult, Backends, LogBackend, MetaBackend, PurgeWork, SnapshotBackend,
+    StoredSnapshot,
 };
 
 /// Bytes of record header warren-storage adds to each log record (counted in its batch limit).
@@ -103,8 +104,12 @@ impl LogBackend for Log {
         self.0.truncate_from(index).map_err(err)
     }
 
-    fn purge_to(&mut self, index: u64) -> BackendResult<()> {
-        self.0.purge_to(index).map_err(err)
+    fn purge_to(&mut self, index: u64) -> BackendResult<Option<PurgeWork>> {
+        let files = self.0.begin_purge(index).map_err(err)?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(move || files.run().map_err(err))))
     }
 
     fn first_index(&self) -> Option<u64> {

@@ -37,7 +37,7 @@ pub use datadir::{DataDir, VERSION_FILE};
 pub use disk::{Disk, DiskFile, RealDisk};
 pub use error::{Result, StorageError};
 pub use faulty::FaultyDisk;
-pub use log::{LogOptions, RecoveryReport, SegmentLog, TornTail, segment_name};
+pub use log::{LogOptions, PurgeFiles, RecoveryReport, SegmentLog, TornTail, segment_name};
 pub use meta::{META_FILE, MetaStore};
 pub use segment::RECORD_HEADER_BYTES;
 pub use snapshot::{SNAPSHOTS_KEPT_DEFAULT, Snapshot, SnapshotStore};

@@ -446,45 +446,54 @@ impl SegmentLog {
 
     /// Drops every record with index `<= index`: records the purge point durably, then
     /// removes segment files wholly at or below it. Purging past `last_index` empties the log;
-    /// the next append must then start at `index + 1`.
+    /// the next append must then start at `index + 1`. [`SegmentLog::begin_purge`] then
+    /// [`PurgeFiles::run`], in one call.
     pub fn purge_to(&mut self, index: u64) -> Result<()> {
-        self.check_usable()?;
-        if self.purged_to.is_some_and(|p| index <= p) {
-            return Ok(());
-        }
-        let result = self.purge_inner(index);
+        let files = self.begin_purge(index)?;
+        let result = files.run();
         self.poison_on_err(result)
     }
 
-    fn purge_inner(&mut self, index: u64) -> Result<()> {
-        // The purge point goes first: after a crash, recovery finishes removing the files.
-        let path = self.dir.join(PURGE_FILE);
-        let bytes = blob::encode(PURGE_MAGIC, crate::DATA_VERSION, &index.to_le_bytes())?;
-        blob::write_atomic(self.disk.as_ref(), &path, &bytes)?;
+    /// The in-memory half of [`SegmentLog::purge_to`]: from now on the log holds no record
+    /// `<= index` (reads, `first_index` and appends see it purged). The disk work (the purge
+    /// point, then the removal of the segment files wholly at or below it, then a directory
+    /// fsync) is returned, to be run later, on another thread if the caller likes: removing
+    /// a large file and the fsyncs around it take tens of milliseconds on a busy disk, which
+    /// the thread that appends and syncs the log should not wait for.
+    ///
+    /// Until the returned work has run, a crash leaves the records on disk; reopening finds
+    /// them, from the previous purge point on. Run the works in the order they were begun,
+    /// and each before reopening the log. The log is not poisoned if the work fails: the
+    /// caller must treat that as a failed write.
+    pub fn begin_purge(&mut self, index: u64) -> Result<PurgeFiles> {
+        self.check_usable()?;
+        let point = blob::encode(PURGE_MAGIC, crate::DATA_VERSION, &index.to_le_bytes())?;
+        let mut files = PurgeFiles {
+            disk: self.disk.clone(),
+            dir: self.dir.clone(),
+            point: None,
+            segments: Vec::new(),
+        };
+        if self.purged_to.is_some_and(|p| index <= p) {
+            return Ok(files);
+        }
+        // The purge point goes first (in `run`): after a crash, recovery finishes removing
+        // the files.
+        files.point = Some(point);
         self.purged_to = Some(index);
         let whole = self
             .segments
             .iter()
             .take_while(|s| s.end_index() <= index + 1)
             .count();
-        if whole == 0 {
-            return Ok(());
-        }
         if whole == self.segments.len() {
             // The last segment may have held unsynced bytes; they are purged with it.
             self.unsynced_bytes = 0;
         }
         // Oldest first, so a crash leaves a contiguous suffix.
-        for seg in self.segments.drain(..whole) {
-            self.disk
-                .remove(&seg.path)
-                .map_err(io_err(&seg.path, "remove"))?;
-        }
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(io_err(&self.dir, "fsync dir"))?;
-        tracing::debug!(index, segments_removed = whole, "log purged");
-        Ok(())
+        files.segments = self.segments.drain(..whole).map(|s| s.path).collect();
+        tracing::debug!(index, segments = files.segments.len(), "log purge begun");
+        Ok(files)
     }
 
     fn last_segment_mut(&mut self) -> Result<&mut Segment> {
@@ -510,6 +519,46 @@ impl SegmentLog {
             self.poisoned = Some(e.to_string());
         }
         result
+    }
+}
+
+/// The disk work of a purge, from [`SegmentLog::begin_purge`].
+#[must_use = "the purge is not on disk until `run` is called"]
+#[derive(Debug)]
+pub struct PurgeFiles {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    /// The purge point's bytes, if the purge point moved.
+    point: Option<Vec<u8>>,
+    /// Segment files to remove, oldest first.
+    segments: Vec<PathBuf>,
+}
+
+impl PurgeFiles {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.point.is_none()
+    }
+
+    /// Writes the purge point durably, then removes the segment files, then fsyncs the
+    /// directory.
+    pub fn run(self) -> Result<()> {
+        let Some(point) = self.point else {
+            return Ok(());
+        };
+        let path = self.dir.join(PURGE_FILE);
+        blob::write_atomic(self.disk.as_ref(), &path, &point)?;
+        if self.segments.is_empty() {
+            return Ok(());
+        }
+        for seg in &self.segments {
+            self.disk.remove(seg).map_err(io_err(seg, "remove"))?;
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(io_err(&self.dir, "fsync dir"))?;
+        tracing::debug!(removed = self.segments.len(), "log segments purged");
+        Ok(())
     }
 }
 

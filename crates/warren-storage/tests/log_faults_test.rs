@@ -252,6 +252,42 @@ fn purge_to_across_segments_and_reopen() {
 }
 
 #[test]
+fn a_begun_purge_is_seen_at_once_and_on_disk_once_run() {
+    // Why: the Raft I/O thread begins a purge and leaves its disk work to another thread,
+    // so appends go on meanwhile; a crash before the work ran must lose nothing.
+    let disk = FaultyDisk::new(20);
+    let (mut log, _) = open(&disk, small_segments());
+    append_range(&mut log, 1..200);
+    log.sync().unwrap();
+    let files = segment_files(&disk, &dir());
+    let work = log.begin_purge(120).unwrap();
+    assert!(!work.is_empty());
+    // In memory the records are gone at once, and appends go on...
+    assert_eq!(log.first_index(), Some(121));
+    assert_eq!(log.read(1..130).unwrap().first().map(|r| r.0), Some(121));
+    append_range(&mut log, 200..210);
+    log.sync().unwrap();
+    // ...while the disk still holds every file.
+    assert_eq!(segment_files(&disk, &dir())[0], files[0]);
+    // A crash now finds the records still there, from the old start (nothing lost).
+    disk.crash();
+    let (mut log, report) = open(&disk, small_segments());
+    assert_eq!(report.purged_to, None);
+    assert_eq!(log.first_index(), Some(1));
+    check_all(&log, 1..=209);
+    // Run, the work records the purge point and removes the whole segments below it.
+    let work = log.begin_purge(120).unwrap();
+    work.run().unwrap();
+    assert!(segment_files(&disk, &dir()).len() < files.len());
+    // A purge to where the log already is has nothing to do.
+    assert!(log.begin_purge(100).unwrap().is_empty());
+    disk.crash();
+    let (log, report) = open(&disk, small_segments());
+    assert_eq!(report.purged_to, Some(120));
+    check_all(&log, 121..=209);
+}
+
+#[test]
 fn interrupted_purge_is_finished_at_open() {
     let disk = FaultyDisk::new(19);
     let (mut log, _) = open(&disk, small_segments());
