@@ -28,6 +28,18 @@ async fn three_nodes_form_whatever_the_start_order() {
             }
         }
         let leader = c.leader().await;
+        // A follower learns the leader from its vote, which can reach it a moment before the
+        // membership entry reaches its log: wait for the membership everywhere.
+        wait_until(
+            Duration::from_secs(10),
+            "the membership on every node",
+            || {
+                c.ids()
+                    .into_iter()
+                    .all(|id| c.node(id).status().voters == BTreeSet::from([1, 2, 3]))
+            },
+        )
+        .await;
         for id in c.ids() {
             let st = c.node(id).status();
             assert_eq!(st.voters, BTreeSet::from([1, 2, 3]), "order {order:?}");
