@@ -97,7 +97,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let (pacer, paces) = match args.rate {
         Some(rate) => {
             let (pacer, paces) = runner::Pacer::start(rate, args.sessions)?;
-            (Some(pacer), paces.into_iter().map(Some).collect())
+            (Some(pacer), paces)
         }
         None => (None, Vec::new()),
     };
@@ -146,7 +146,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
 /// (empty when the run is not paced).
 fn spawn_sessions(
     ctx: &Ctx,
-    paces: Vec<Option<runner::Pace>>,
+    paces: Vec<runner::Pace>,
 ) -> Vec<tokio::task::JoinHandle<SessionResult>> {
     let args = &ctx.args;
     match args.workload {
@@ -159,10 +159,7 @@ fn spawn_sessions(
         _ => {
             let mut paces = paces.into_iter();
             (0..args.sessions)
-                .map(|i| {
-                    let pace = paces.next().flatten();
-                    tokio::spawn(runner::run_session(ctx.clone(), i, pace))
-                })
+                .map(|i| tokio::spawn(runner::run_session(ctx.clone(), i, paces.next())))
                 .collect()
         }
     }

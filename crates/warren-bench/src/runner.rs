@@ -57,8 +57,7 @@ impl Pacer {
                         std::thread::sleep((due - now).min(Duration::from_millis(100)));
                         continue;
                     }
-                    let tx: &tokio::sync::mpsc::UnboundedSender<Instant> =
-                        &txs[k as usize % txs.len()];
+                    let tx = &txs[k as usize % txs.len()];
                     if tx.send(Instant::from_std(due)).is_err() && txs.iter().all(|t| t.is_closed())
                     {
                         return;
@@ -347,8 +346,7 @@ async fn drive(
         let deadline = inflight
             .front()
             .map(|f| f.start.max(last_sent) + ctx.args.reply_timeout);
-        let paced = pace.is_some();
-        let can_send = paced && !stopping && inflight.len() < depth;
+        let can_send = pace.is_some() && !stopping && inflight.len() < depth;
         tokio::select! {
             r = conn.read_reply(), if !inflight.is_empty() => {
                 complete(ctx, r?, &mut inflight, res)?;

@@ -169,6 +169,16 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Fails the store for good with `e`, unless it already failed (the first error is
+    /// the one kept and logged).
+    fn record_failure(&self, e: &BackendError) {
+        let mut failure = lock(&self.failure);
+        if failure.is_none() {
+            tracing::error!(error = %e, "log storage failed; the Raft node stops");
+            *failure = Some(e.0.clone());
+        }
+    }
+
     fn failed(&self) -> Option<io::Error> {
         lock(&self.failure)
             .as_ref()
@@ -556,11 +566,7 @@ impl Purger {
             .spawn(move || {
                 for work in rx {
                     if let Err(e) = work() {
-                        let mut failure = lock(&shared.failure);
-                        if failure.is_none() {
-                            tracing::error!(error = %e, "log purge failed; the Raft node stops");
-                            *failure = Some(e.0);
-                        }
+                        shared.record_failure(&e);
                         return;
                     }
                 }
@@ -578,9 +584,12 @@ impl Purger {
             _ => Err(BackendError("the log purge thread stopped".into())),
         }
     }
+}
 
-    /// Lets the queued works finish, then ends the thread.
-    fn stop(&mut self) {
+impl Drop for Purger {
+    /// Lets the queued works finish, then ends the thread (the I/O thread drops its purger
+    /// as it returns, so stopping it waits for them).
+    fn drop(&mut self) {
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -601,14 +610,12 @@ impl IoWorker {
             }
             let stop = self.run_batch(&mut batch);
             if stop {
-                self.purger.stop();
                 return;
             }
         }
         // Every sender is gone: the node was dropped without a shutdown; flush what we have.
         let _ = self.flush();
         let _ = self.save_committed_if_dirty(true);
-        self.purger.stop();
     }
 
     /// Runs the batch in order; true when the thread must stop.
@@ -750,13 +757,7 @@ impl IoWorker {
 
     /// Enters the failed state: logs, records the error, fails every waiting append.
     fn fail(&mut self, e: BackendError) {
-        {
-            let mut failure = lock(&self.shared.failure);
-            if failure.is_none() {
-                tracing::error!(error = %e, "log storage failed; the Raft node stops");
-                *failure = Some(e.0.clone());
-            }
-        }
+        self.shared.record_failure(&e);
         for cb in self.waiting.drain(..) {
             cb.io_completed(Err(io::Error::other(e.0.clone())));
         }

@@ -467,7 +467,6 @@ impl SegmentLog {
     /// caller must treat that as a failed write.
     pub fn begin_purge(&mut self, index: u64) -> Result<PurgeFiles> {
         self.check_usable()?;
-        let point = blob::encode(PURGE_MAGIC, crate::DATA_VERSION, &index.to_le_bytes())?;
         let mut files = PurgeFiles {
             disk: self.disk.clone(),
             dir: self.dir.clone(),
@@ -479,7 +478,11 @@ impl SegmentLog {
         }
         // The purge point goes first (in `run`): after a crash, recovery finishes removing
         // the files.
-        files.point = Some(point);
+        files.point = Some(blob::encode(
+            PURGE_MAGIC,
+            crate::DATA_VERSION,
+            &index.to_le_bytes(),
+        )?);
         self.purged_to = Some(index);
         let whole = self
             .segments
