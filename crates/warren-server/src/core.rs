@@ -303,7 +303,7 @@ impl warren_raft::StateMachine for ServerStateMachine {
 
     fn snapshot(&self) -> warren_raft::SnapshotEncoder {
         // Only the sessions and ACLs are copied here, on the apply path. The encoder (on a
-        // blocking thread) copies the node pointers a chunk at a time under the write lock,
+        // thread of its own) copies the node pointers a chunk at a time under the write lock,
         // while commands go on applying between chunks, then encodes without any lock.
         self.shared.tree.write().begin_freeze();
         let shared = self.shared.clone();
