@@ -8,7 +8,7 @@
 //! after it.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::{Stream, StreamExt};
@@ -124,26 +124,53 @@ impl Snapshots {
 }
 
 /// Counts applied transactions and asks for a snapshot every `every` of them (openraft
-/// itself counts entries, and an entry may batch many writes).
+/// itself counts entries, and an entry may batch many writes):
+///
+/// - the first after a number drawn from `[every/2 + 1, every]`, as ZooKeeper draws each
+///   of its own, so the servers of an ensemble, which apply the same entries, do not all
+///   snapshot at once; the later ones every `every` (ZooKeeper draws each anew, which
+///   makes its snapshots a third more frequent on average for the same purpose);
+/// - if the previous snapshot is still being built (or asked for and not yet started) when
+///   one is due, that one is skipped and the count starts over, as ZooKeeper's
+///   `SyncRequestProcessor` does ("too busy to snap, skipping"): under a sustained write
+///   load snapshots never run back to back.
 pub(crate) struct SnapshotTrigger {
     every: u64,
+    /// Transactions from the last point due to the next.
+    threshold: u64,
     since_last: u64,
     requested: bool,
     tx: tokio::sync::mpsc::UnboundedSender<()>,
     builds: Arc<AtomicU64>,
+    /// A build is under way (from [`SnapshotTrigger::built`] until its builder is dropped).
+    building: Arc<AtomicBool>,
 }
 
 impl SnapshotTrigger {
     /// A trigger sending on `tx`; the node's task turns each request into openraft's
     /// snapshot trigger, and asks again until [`SnapshotTrigger::builds`] moves.
     pub(crate) fn new(every: u64, tx: tokio::sync::mpsc::UnboundedSender<()>) -> Self {
-        SnapshotTrigger {
+        Self::with_rng(every, tx, fastrand::Rng::new())
+    }
+
+    fn with_rng(
+        every: u64,
+        tx: tokio::sync::mpsc::UnboundedSender<()>,
+        mut rng: fastrand::Rng,
+    ) -> Self {
+        let mut t = SnapshotTrigger {
             every: every.max(1),
+            threshold: 0,
             since_last: 0,
             requested: false,
             tx,
             builds: Arc::new(AtomicU64::new(0)),
-        }
+            building: Arc::new(AtomicBool::new(false)),
+        };
+        // ZooKeeper's `snapCount / 2 + 1 + randRoll`, `randRoll` in `[0, snapCount / 2)`.
+        let low = t.every / 2 + 1;
+        t.threshold = rng.u64(low..=t.every.max(low));
+        t
     }
 
     /// How many snapshot builds have started: openraft drops a trigger that arrives while a
@@ -154,17 +181,34 @@ impl SnapshotTrigger {
 
     fn applied(&mut self, transactions: u64) {
         self.since_last += transactions;
-        if self.since_last >= self.every && !self.requested {
-            // Once per snapshot: the asking task repeats the request until a build starts
-            // (which resets the count), so it is not sent again on every apply.
-            self.requested = self.tx.send(()).is_ok();
+        if self.since_last < self.threshold {
+            return;
         }
+        self.since_last = 0;
+        self.threshold = self.every;
+        if self.requested || self.building.load(Ordering::SeqCst) {
+            tracing::warn!("too busy to snapshot, skipping (the previous one is still being built)");
+            return;
+        }
+        // The asking task repeats the request until a build starts, so it is sent once.
+        self.requested = self.tx.send(()).is_ok();
     }
 
-    fn built(&mut self) {
-        self.since_last = 0;
+    /// A build starts: the returned guard marks it under way until dropped.
+    fn built(&mut self) -> BuildGuard {
         self.requested = false;
         self.builds.fetch_add(1, Ordering::SeqCst);
+        self.building.store(true, Ordering::SeqCst);
+        BuildGuard(self.building.clone())
+    }
+}
+
+/// Held by a snapshot builder: the build is under way until it is dropped.
+struct BuildGuard(Arc<AtomicBool>);
+
+impl Drop for BuildGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
@@ -207,7 +251,7 @@ impl SmAdapter {
     fn builder(&mut self) -> SnapshotBuilder {
         // A newer snapshot supersedes the one kept from start-up.
         self.installed = None;
-        self.trigger.built();
+        let building = self.trigger.built();
         let applied = self.applied();
         let encode = applied.sm.snapshot();
         let meta = SnapshotMeta {
@@ -218,6 +262,7 @@ impl SmAdapter {
             meta,
             encode: Some(encode),
             snapshots: self.snapshots.clone(),
+            _building: building,
         }
     }
 }
@@ -323,6 +368,9 @@ pub(crate) struct SnapshotBuilder {
     meta: SnapshotMeta,
     encode: Option<SnapshotEncoder>,
     snapshots: Snapshots,
+    /// Marks the build under way for the trigger until openraft drops the builder (after
+    /// `build_snapshot`, saved or failed).
+    _building: BuildGuard,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -358,27 +406,61 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use tokio::sync::mpsc::UnboundedReceiver as Receiver;
+
     use super::SnapshotTrigger;
 
+    /// Applies one transaction at a time until the trigger asks; how many it took.
+    fn until_asked(t: &mut SnapshotTrigger, rx: &mut Receiver<()>, limit: u64) -> Option<u64> {
+        (1..=limit).find(|_| {
+            t.applied(1);
+            rx.try_recv().is_ok()
+        })
+    }
+
     #[test]
-    fn a_snapshot_is_asked_for_once_every_so_many_transactions() {
+    fn the_first_snapshot_is_drawn_from_half_to_all_of_snap_count_then_every_snap_count() {
+        let mut firsts = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut t = SnapshotTrigger::with_rng(10, tx, fastrand::Rng::with_seed(seed));
+            let first = until_asked(&mut t, &mut rx, 10).expect("asked within snapCount");
+            assert!((6..=10).contains(&first), "first asked after {first}");
+            firsts.insert(first);
+            for _ in 0..3 {
+                drop(t.built());
+                assert_eq!(until_asked(&mut t, &mut rx, 20), Some(10));
+            }
+            // A batch entry counts each of its transactions.
+            drop(t.built());
+            t.applied(10);
+            assert!(rx.try_recv().is_ok());
+        }
+        assert_eq!(firsts.len(), 5, "every point of [6, 10] is drawn: {firsts:?}");
+        // snapCount 1 asks after every transaction.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut t = SnapshotTrigger::new(3, tx);
-        t.applied(2);
-        assert!(rx.try_recv().is_err());
-        // A batch entry counts each of its transactions.
-        t.applied(2);
-        assert!(rx.try_recv().is_ok());
-        // Not asked again while the request is pending, however much more applies.
-        t.applied(10);
-        assert!(rx.try_recv().is_err());
-        // The build starts the count over.
+        let mut t = SnapshotTrigger::new(1, tx);
+        assert_eq!(until_asked(&mut t, &mut rx, 1), Some(1));
+        drop(t.built());
+        assert_eq!(until_asked(&mut t, &mut rx, 1), Some(1));
+    }
+
+    #[test]
+    fn a_snapshot_due_while_the_last_is_pending_or_building_is_skipped() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut t = SnapshotTrigger::with_rng(10, tx, fastrand::Rng::with_seed(1));
+        assert!(until_asked(&mut t, &mut rx, 10).is_some());
+        // Asked, not yet started: the next one due is skipped, not queued.
+        assert_eq!(until_asked(&mut t, &mut rx, 30), None);
+        // Started and under way: still skipped, and the count starts over at each point due.
         let builds = t.builds();
-        t.built();
-        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
-        t.applied(1);
-        assert!(rx.try_recv().is_err());
-        t.applied(2);
-        assert!(rx.try_recv().is_ok());
+        let building = t.built();
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert_eq!(until_asked(&mut t, &mut rx, 30), None);
+        // Once the build is over, the next point due asks again, within one draw.
+        drop(building);
+        assert!(until_asked(&mut t, &mut rx, 10).is_some());
     }
 }

@@ -87,6 +87,24 @@ async fn proposals_apply_in_order_and_survive_restart() {
     node.shutdown().await;
 }
 
+/// Proposes payloads 0, 1, ... (at least `at_least` of them) until a snapshot covers
+/// `index`; returns how many were proposed. A snapshot due while the previous one is still
+/// being built is skipped, so how many writes it takes depends on the disk's speed.
+async fn propose_until_snapshot(node: &RaftNode, at_least: usize, index: u64) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    while n < at_least || node.status().snapshot_index.is_none_or(|s| s < index) {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot past {index} after {n} writes: {:?}",
+            node.status()
+        );
+        node.propose(payload(n)).await.unwrap();
+        n += 1;
+    }
+    n
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_are_taken_purged_and_restored() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,21 +113,11 @@ async fn snapshots_are_taken_purged_and_restored() {
     cfg.log_entries_kept_behind_snapshot = 3;
     cfg.snapshots_to_keep = 2;
 
-    // Enough proposals for several snapshots.
+    // Enough proposals for several snapshots (one due while the last is still being built
+    // is skipped, as in ZooKeeper, so the writes go on until one covers index 40).
     let sm = ListSm::default();
     let node = start_disk(&cfg, &sm).await;
-    for i in 0..55 {
-        node.propose(payload(i)).await.unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while node.status().snapshot_index.is_none_or(|s| s < 40) {
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot: {:?}",
-            node.status()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let n = propose_until_snapshot(&node, 55, 40).await;
     let list = sm.list();
     node.shutdown().await;
 
@@ -126,10 +134,10 @@ async fn snapshots_are_taken_purged_and_restored() {
     assert_eq!(sm2.list(), list);
     let st = node.status();
     assert!(st.snapshot_index.is_some());
-    node.propose(payload(55)).await.unwrap();
+    node.propose(payload(n)).await.unwrap();
     assert_eq!(
         payloads(&sm2.list()),
-        (0..56).map(payload).collect::<Vec<_>>()
+        (0..=n).map(payload).collect::<Vec<_>>()
     );
     node.shutdown().await;
 }
@@ -144,18 +152,7 @@ async fn a_restart_reads_the_newest_snapshot_once() {
     // Enough proposals for a snapshot, and a few after it.
     let sm = ListSm::default();
     let node = start_mem(&cfg, &sm, &mem).await;
-    for i in 0..25 {
-        node.propose(payload(i)).await.unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while node.status().snapshot_index.is_none_or(|s| s < 10) {
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot: {:?}",
-            node.status()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    propose_until_snapshot(&node, 25, 10).await;
     let snapshot = node.status().snapshot_index;
     let list = sm.list();
     node.shutdown().await;

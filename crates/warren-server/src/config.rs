@@ -177,7 +177,8 @@ pub struct ServerConfig {
     pub extended_types_enabled: bool,
     /// `zookeeper.skipACL`: skip every ACL check (ZooKeeper spells it `yes`).
     pub skip_acl: bool,
-    /// `snapCount`: log entries between snapshots. Default 100,000.
+    /// `snapCount`: transactions between snapshots (the first after a random number in
+    /// `[snapCount/2 + 1, snapCount]`). Default 100,000.
     pub snap_count: u32,
     /// `autopurge.snapRetainCount`: snapshots kept by the purge; at least 3. Default 3.
     pub snap_retain_count: u32,
