@@ -159,19 +159,49 @@ wait_ready() {
 COMMON=(--sessions "$SESSIONS" --depth "$DEPTH" --value-size "$VALUE_SIZE" --warmup "$WARMUP"
         --read-ratio 0.9 --multi-ops 10 --children 100 --keys 1000 --json -q)
 
+# settle: waits, before each run, until every server up (of both kinds) is idle: their
+# processes used at most SETTLE_CPU_TICKS of CPU together over half a second, and the page
+# cache holds at most SETTLE_DIRTY_KB of dirty or in-flight writes; at most SETTLE_MAX_S.
+# Without it a run pays for the other server's leftovers: a snapshot still being written, a
+# garbage collection, a JIT compilation, dirty pages of the run before going to disk. Sets
+# SETTLED_S to the time waited (recorded with the run).
+SETTLE_CPU_TICKS=3     # clock ticks (1/100 s): 6% of one core
+SETTLE_DIRTY_KB=16384
+SETTLE_MAX_S=30
+cpu_ticks() { # PID...: utime + stime of the processes, in clock ticks
+    local p t=0
+    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    echo "$t"
+}
+settle() {
+    local t0 a b dirty
+    t0=$(now_ns)
+    while :; do
+        a=$(cpu_ticks "${PIDS[@]}"); sleep 0.5; b=$(cpu_ticks "${PIDS[@]}")
+        dirty=$(awk '/^(Dirty|Writeback):/ {s += $2} END {print s}' /proc/meminfo)
+        [ $((b - a)) -le "$SETTLE_CPU_TICKS" ] && [ "$dirty" -le "$SETTLE_DIRTY_KB" ] && break
+        if [ $(($(now_ns) - t0)) -ge $((SETTLE_MAX_S * 1000000000)) ]; then
+            log "settle: still busy after ${SETTLE_MAX_S}s (servers' CPU $((b - a)) ticks in 0.5 s, dirty ${dirty} KB); running anyway"
+            break
+        fi
+    done
+    SETTLED_S=$(python3 -c "print(round(($(now_ns) - $t0) / 1e9, 1))")
+}
+
 # bench_run KIND ADDRS ROUND MODE WORKLOAD [extra args...]: one run, appended to $RUNS with
 # the current $SETUP. ADDRS is host:port, or a comma-separated list (sessions round-robin).
 SETUP=standalone
 bench_run() {
     local kind=$1 addrs=$2 round=$3 mode=$4 workload=$5; shift 5
     local out
+    settle
     out=$("$WARREN" bench --server "$addrs" --workload "$workload" "${COMMON[@]}" \
         "$@" 2>>"$WORK/bench.log") || { log "bench $workload against $kind failed"; return 1; }
-    printf '{"server":"%s","setup":"%s","round":%s,"mode":"%s","report":%s}\n' \
-        "$kind" "$SETUP" "$round" "$mode" "$out" >>"$RUNS"
+    printf '{"server":"%s","setup":"%s","round":%s,"mode":"%s","settled_s":%s,"report":%s}\n' \
+        "$kind" "$SETUP" "$round" "$mode" "$SETTLED_S" "$out" >>"$RUNS"
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); l=r["latency"]
-print("%-10s %-9s %-8s %10.0f ops/s  p50 %7.3f  p99 %7.3f ms  errors %d" % (sys.argv[3], sys.argv[2], r["workload"], r["ops_per_s"], l["p50_ms"], l["p99_ms"], r["errors"]))' \
-        "$out" "$kind" "$SETUP" >&2
+print("%-10s %-9s %-8s %10.0f ops/s  p50 %7.3f  p99 %7.3f ms  errors %d  (settled %ss)" % (sys.argv[3], sys.argv[2], r["workload"], r["ops_per_s"], l["p50_ms"], l["p99_ms"], r["errors"], sys.argv[4]))' \
+        "$out" "$kind" "$SETUP" "$SETTLED_S" >&2
 }
 
 WPORT=$(free_port); ZPORT=$(free_port)
@@ -345,7 +375,7 @@ export REPORT_MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | c
 export REPORT_WARREN="warren $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates || echo '+local changes') (release build, $(rustc --version | cut -d' ' -f2))"
 export REPORT_ZK="Apache ZooKeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?') (Debian), $("$JAVA" -version 2>&1 | head -1)"
 export REPORT_SETTINGS="standalone; fsync on (ZooKeeper forceSync=yes, its default; warren always fsyncs); tickTime=$TICK_MS; snapCount=$SNAP_COUNT; maxClientCnxns=0; data dirs side by side under $WORK; ZooKeeper JVM -Xmx$ZK_HEAP (default G1 collector), NIO connection factory, log level warn; warren WARREN_LOG=warn"
-export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput"
+export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput; before each run, a wait (at most ${SETTLE_MAX_S}s) until every server up is idle: under $((SETTLE_CPU_TICKS * 2))% of one core together over 0.5 s and at most $((SETTLE_DIRTY_KB / 1024)) MiB of dirty page cache"
 export REPORT_CMD="bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick') (rounds $ROUNDS)"
 export REPORT_BENCH_CMD="warren bench --server 127.0.0.1:PORT --workload W ${COMMON[*]} --duration $DURATION [--rate R]"
 export REPORT_ENSEMBLE="3 warren servers (\`warren server --config zoo.cfg --id N\`) and 3 ZooKeeper servers (QuorumPeerMain, -Xmx$ENSEMBLE_HEAP each), one zoo.cfg format for both (server.N=127.0.0.1:quorumPort:electionPort;127.0.0.1:clientPort, tickTime=$TICK_MS, initLimit=10, syncLimit=5, snapCount=$SNAP_COUNT), both ensembles up for the whole phase, sessions spread round-robin over the 3 client ports (\`--server a,b,c\`), $ROUNDS round(s) alternating"

@@ -147,14 +147,18 @@ def main():
         lines.append("")
     lines.append("### Every run")
     lines.append("")
-    lines.append("| round | setup | mode | workload | server | offered | ops/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |")
-    lines.append("|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    lines.append("\"settled\": how long the run waited for every server up to be idle first "
+                 "(see `settle` in compare.sh).")
+    lines.append("")
+    lines.append("| round | setup | mode | workload | server | settled s | offered | ops/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |")
+    lines.append("|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in runs:
         rep, l = r["report"], r["report"]["latency"]
         errs = ", ".join("%s %d" % kv for kv in rep["errors_by_kind"].items()) or "0"
-        lines.append("| %d | %s | %s | %s | %s | %s | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %s |" % (
+        lines.append("| %d | %s | %s | %s | %s | %s | %s | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %s |" % (
             r["round"], r.get("setup", "standalone"), r["mode"], rep["workload"],
             "warren" if r["server"] == "warren" else "ZooKeeper",
+            r.get("settled_s", "–"),
             "%.0f" % rep["rate"] if rep["rate"] else "max", rep["ops_per_s"],
             l["p50_ms"], l["p90_ms"], l["p99_ms"], l["p999_ms"], l["max_ms"], errs))
     lines.append("")
