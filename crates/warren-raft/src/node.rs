@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -189,6 +189,8 @@ pub struct RaftNode {
     cfg: RaftConfig,
     links: Arc<Links>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Snapshot builds started (see `SnapshotTrigger::builds`).
+    snapshot_builds: Arc<AtomicU64>,
 }
 
 impl RaftNode {
@@ -254,6 +256,7 @@ impl RaftNode {
             cfg,
             links,
             tasks: std::sync::Mutex::new(Vec::new()),
+            snapshot_builds: builds.clone(),
         };
         // The state machine adapter counts transactions and asks here for each snapshot.
         // openraft drops a trigger that arrives while a build is under way (or just ending),
@@ -825,6 +828,49 @@ impl RaftNode {
         match &self.core.raft.metrics().borrow_watched().running_state {
             Err(e) => Some(e.to_string()),
             Ok(()) => None,
+        }
+    }
+
+    /// Takes a snapshot of everything applied, if the newest snapshot is at least
+    /// `min_entries` behind, and waits up to `timeout` for it to be saved; the index it
+    /// covers, or `None` if none was needed. A graceful shutdown calls it, so that the next
+    /// start reads one snapshot instead of replaying up to `snapCount` writes from the log.
+    pub async fn snapshot_if_behind(
+        &self,
+        min_entries: u64,
+        timeout: Duration,
+    ) -> Result<Option<u64>, String> {
+        let st = self.status();
+        let Some(applied) = st.last_applied else {
+            return Ok(None);
+        };
+        if applied < st.snapshot_index.unwrap_or(0) + min_entries.max(1) {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let raft = &self.core.raft;
+        // openraft drops a trigger while a build is under way: ask until one has started.
+        let before = self.snapshot_builds.load(Ordering::SeqCst);
+        while self.snapshot_builds.load(Ordering::SeqCst) == before {
+            raft.trigger()
+                .snapshot()
+                .await
+                .map_err(|e| format!("snapshot trigger: {e}"))?;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("no snapshot build started within {timeout:?}"));
+            }
+            tokio::time::sleep(SNAPSHOT_RETRIGGER_INTERVAL).await;
+        }
+        loop {
+            if let Some(s) = self.status().snapshot_index.filter(|s| *s >= applied) {
+                return Ok(Some(s));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the snapshot of index {applied} was not saved within {timeout:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

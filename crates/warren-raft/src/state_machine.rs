@@ -187,7 +187,9 @@ impl SnapshotTrigger {
         self.since_last = 0;
         self.threshold = self.every;
         if self.requested || self.building.load(Ordering::SeqCst) {
-            tracing::warn!("too busy to snapshot, skipping (the previous one is still being built)");
+            tracing::warn!(
+                "too busy to snapshot, skipping (the previous one is still being built)"
+            );
             return;
         }
         // The asking task repeats the request until a build starts, so it is sent once.
@@ -438,7 +440,11 @@ mod tests {
             t.applied(10);
             assert!(rx.try_recv().is_ok());
         }
-        assert_eq!(firsts.len(), 5, "every point of [6, 10] is drawn: {firsts:?}");
+        assert_eq!(
+            firsts.len(),
+            5,
+            "every point of [6, 10] is drawn: {firsts:?}"
+        );
         // snapCount 1 asks after every transaction.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut t = SnapshotTrigger::new(1, tx);

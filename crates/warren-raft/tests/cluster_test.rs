@@ -294,7 +294,10 @@ async fn a_wiped_node_rejoins_by_snapshot() {
             .snapshot_index
             .is_none_or(|s| s < 50)
     {
-        assert!(std::time::Instant::now() < deadline, "no snapshot past the victim");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot past the victim"
+        );
         propose_retry(c.node(leader), payload("w", n)).await;
         n += 1;
     }

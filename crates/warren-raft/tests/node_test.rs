@@ -143,6 +143,44 @@ async fn snapshots_are_taken_purged_and_restored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_on_request_covers_everything_applied_when_far_enough_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RaftConfig::standalone(dir.path());
+    cfg.snapshot_every_entries = 1_000_000;
+    let sm = ListSm::default();
+    let node = start_disk(&cfg, &sm).await;
+    let mut last = 0;
+    for i in 0..30 {
+        last = node.propose(payload(i)).await.unwrap();
+    }
+    let wait = Duration::from_secs(10);
+    // Not far enough behind: nothing to do.
+    assert_eq!(node.snapshot_if_behind(1_000, wait).await, Ok(None));
+    assert_eq!(node.status().snapshot_index, None);
+    // Far enough: a snapshot of everything applied, saved when this returns.
+    let index = node
+        .snapshot_if_behind(10, wait)
+        .await
+        .unwrap()
+        .expect("a snapshot");
+    assert!(index >= last, "snapshot {index}, last write {last}");
+    assert!(node.status().snapshot_index >= Some(last));
+    // Now it is not behind at all.
+    assert_eq!(node.snapshot_if_behind(1, wait).await, Ok(None));
+    node.shutdown().await;
+
+    // The restart restores it and replays nothing before it.
+    let sm2 = ListSm::default();
+    let node = start_disk(&cfg, &sm2).await;
+    assert_eq!(sm2.restores.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        payloads(&sm2.list()),
+        (0..30).map(payload).collect::<Vec<_>>()
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_reads_the_newest_snapshot_once() {
     let mem = MemBackend::new();
     let mut cfg = RaftConfig::standalone("/unused");

@@ -369,6 +369,20 @@ impl Server {
         for t in &self.tasks {
             t.abort();
         }
+        // The writes are answered and the clients gone: snapshot what was applied, so the
+        // next start does not replay it from the log (ZooKeeper snapshots at every start
+        // instead, before it serves).
+        use crate::limits::{SHUTDOWN_SNAPSHOT_MIN_ENTRIES, SHUTDOWN_SNAPSHOT_TIMEOUT};
+        match self
+            .ctx
+            .raft
+            .snapshot_if_behind(SHUTDOWN_SNAPSHOT_MIN_ENTRIES, SHUTDOWN_SNAPSHOT_TIMEOUT)
+            .await
+        {
+            Ok(Some(index)) => info!(index, "snapshot saved for the next start"),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "no snapshot at shutdown; the next start replays the log"),
+        }
         self.ctx.raft.shutdown().await;
         info!("stopped");
     }

@@ -200,6 +200,46 @@ async fn sigterm_with_clients_connected_exits_zero_and_keeps_data() {
     tokio::task::block_in_place(|| again.stop_gracefully());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_a_snapshot_of_every_write_for_the_next_start() {
+    // Fewer writes than snapCount (default 100,000), so no snapshot is taken while they run,
+    // but more than the shutdown's threshold (1,000 log entries).
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let snapshots = data.join("snapshots");
+    let count = 1_200;
+    populate(
+        &data,
+        &tmp.path().join("a.log"),
+        &[],
+        count,
+        10,
+        Stop::Sigterm,
+    )
+    .await;
+    let log = std::fs::read_to_string(tmp.path().join("a.log")).expect("server log");
+    assert!(
+        log.contains("snapshot saved for the next start"),
+        "no shutdown snapshot in the log:\n{log}"
+    );
+    let saved = files_ending(&snapshots, ".snap");
+    assert_eq!(saved.len(), 1, "snapshot files: {saved:?}");
+
+    // The restart reads it (the log after it holds nothing to replay) and has every znode.
+    let mut again = ServerProcess::server(&data, free_port(), &tmp.path().join("b.log"), &[]);
+    again.wait_ready();
+    let c = connect(&again.connect_string()).await;
+    let children = call("children /", c.list_children("/")).await;
+    assert_eq!(
+        children.iter().filter(|n| n.starts_with("z-")).count(),
+        count
+    );
+    drop(c);
+    tokio::task::block_in_place(|| again.stop_gracefully());
+    // Nothing new was written: the second shutdown takes no snapshot of its own.
+    assert_eq!(files_ending(&snapshots, ".snap"), saved);
+}
+
 /// Writes `<dir>/zoo.cfg` setting every key the tests check, `tickTime` as given.
 fn write_zoo_cfg(dir: &Path, port: u16, tick_time: &str, extra: &str) -> PathBuf {
     let path = dir.join("zoo.cfg");
