@@ -387,7 +387,8 @@ async fn a_partitioned_minority_cannot_commit_and_heals() {
     .await;
     assert!(
         !lists[0].contains(&payload("minority", 0)) && !lists[0].contains(&payload("minority", 1)),
-        "entries of the cut-off leader never commit"
+        "entries of the cut-off leader never commit: {:?}",
+        lists[0]
     );
     c.stop_all().await;
 }

@@ -153,8 +153,8 @@ impl PeerTransport for Faulty {
             if self.net.is_cut(self.me, target) {
                 return Err(refused());
             }
-            let mut tcp = TcpTransport.connect(target, addr).await?;
-            let (ours, mut theirs) = tokio::io::duplex(256 << 10);
+            let tcp = TcpTransport.connect(target, addr).await?;
+            let (ours, theirs) = tokio::io::duplex(256 << 10);
             let net = self.net.clone();
             let me = self.me;
             let mut rx = net.subscribe();
@@ -169,13 +169,38 @@ impl PeerTransport for Faulty {
                         }
                     }
                 };
+                let (tcp_r, tcp_w) = tokio::io::split(tcp);
+                let (their_r, their_w) = tokio::io::split(theirs);
                 tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut tcp, &mut theirs) => {}
+                    () = pump(tcp_r, their_w, &net, me, target) => {}
+                    () = pump(their_r, tcp_w, &net, me, target) => {}
                     () = watch_cut => {}
                 }
             });
             Ok(Box::new(ours) as PeerStream)
         })
+    }
+}
+
+/// Copies `r` to `w` until either ends or `a` and `b` are cut apart. The cut is checked after
+/// every read, so nothing written after `Net::isolate` returned crosses it: a stream severed
+/// only when its task noticed the cut let an entry appended just after the cut reach a
+/// follower now and then, and that entry then rightly committed under the next leader.
+async fn pump<R, W>(mut r: R, mut w: W, net: &Net, a: u64, b: u64)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if net.is_cut(a, b) || w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
