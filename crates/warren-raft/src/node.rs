@@ -28,6 +28,30 @@ use crate::wire::{ClientReply, ClientRequest};
 /// trigger (openraft drops one that arrives while a build is under way).
 const SNAPSHOT_RETRIGGER_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Asks openraft for a snapshot until a build has started since `before` (a reading of
+/// `builds`, see `SnapshotTrigger::builds`): openraft drops a trigger that arrives while a
+/// build is under way (or just ending). Gives up at `deadline`, if any.
+async fn ask_for_snapshot(
+    raft: &Raft<TypeConfig, SmAdapter>,
+    builds: &AtomicU64,
+    before: u64,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<(), String> {
+    loop {
+        raft.trigger()
+            .snapshot()
+            .await
+            .map_err(|e| format!("snapshot trigger not taken: {e}"))?;
+        tokio::time::sleep(SNAPSHOT_RETRIGGER_INTERVAL).await;
+        if builds.load(Ordering::SeqCst) != before {
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return Err("no snapshot build started".into());
+        }
+    }
+}
+
 /// The largest payload `submit` accepts: it must fit in one client-stream frame when a
 /// follower forwards it (and in one append-entries frame).
 pub const PAYLOAD_BYTES_MAX: usize = crate::wire::CLIENT_FRAME_BYTES_MAX - 64;
@@ -266,15 +290,9 @@ impl RaftNode {
         node.spawn(tokio::spawn(async move {
             while snapshot_rx.recv().await.is_some() {
                 let before = builds.load(Ordering::SeqCst);
-                loop {
-                    if let Err(e) = raft.trigger().snapshot().await {
-                        tracing::debug!(error = %e, "snapshot trigger not taken; stopping");
-                        return;
-                    }
-                    tokio::time::sleep(SNAPSHOT_RETRIGGER_INTERVAL).await;
-                    if builds.load(Ordering::SeqCst) != before {
-                        break;
-                    }
+                if let Err(e) = ask_for_snapshot(&raft, &builds, before, None).await {
+                    tracing::debug!(error = %e, "stopping");
+                    return;
                 }
             }
         }));
@@ -848,19 +866,11 @@ impl RaftNode {
             return Ok(None);
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        let raft = &self.core.raft;
-        // openraft drops a trigger while a build is under way: ask until one has started.
-        let before = self.snapshot_builds.load(Ordering::SeqCst);
-        while self.snapshot_builds.load(Ordering::SeqCst) == before {
-            raft.trigger()
-                .snapshot()
-                .await
-                .map_err(|e| format!("snapshot trigger: {e}"))?;
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!("no snapshot build started within {timeout:?}"));
-            }
-            tokio::time::sleep(SNAPSHOT_RETRIGGER_INTERVAL).await;
-        }
+        let builds = &self.snapshot_builds;
+        let before = builds.load(Ordering::SeqCst);
+        ask_for_snapshot(&self.core.raft, builds, before, Some(deadline))
+            .await
+            .map_err(|e| format!("{e} (waited up to {timeout:?})"))?;
         loop {
             if let Some(s) = self.status().snapshot_index.filter(|s| *s >= applied) {
                 return Ok(Some(s));

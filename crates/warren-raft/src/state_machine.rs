@@ -139,11 +139,11 @@ pub(crate) struct SnapshotTrigger {
     /// Transactions from the last point due to the next.
     threshold: u64,
     since_last: u64,
-    requested: bool,
     tx: tokio::sync::mpsc::UnboundedSender<()>,
     builds: Arc<AtomicU64>,
-    /// A build is under way (from [`SnapshotTrigger::built`] until its builder is dropped).
-    building: Arc<AtomicBool>,
+    /// A snapshot is asked for and not yet built: set when the request is sent or a build
+    /// starts, cleared when the builder is dropped ([`BuildGuard`]).
+    busy: Arc<AtomicBool>,
 }
 
 impl SnapshotTrigger {
@@ -158,19 +158,17 @@ impl SnapshotTrigger {
         tx: tokio::sync::mpsc::UnboundedSender<()>,
         mut rng: fastrand::Rng,
     ) -> Self {
-        let mut t = SnapshotTrigger {
-            every: every.max(1),
-            threshold: 0,
+        let every = every.max(1);
+        // ZooKeeper's `snapCount / 2 + 1 + randRoll`, `randRoll` in `[0, snapCount / 2)`.
+        let low = every / 2 + 1;
+        SnapshotTrigger {
+            every,
+            threshold: rng.u64(low..=every.max(low)),
             since_last: 0,
-            requested: false,
             tx,
             builds: Arc::new(AtomicU64::new(0)),
-            building: Arc::new(AtomicBool::new(false)),
-        };
-        // ZooKeeper's `snapCount / 2 + 1 + randRoll`, `randRoll` in `[0, snapCount / 2)`.
-        let low = t.every / 2 + 1;
-        t.threshold = rng.u64(low..=t.every.max(low));
-        t
+            busy: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// How many snapshot builds have started: openraft drops a trigger that arrives while a
@@ -186,22 +184,21 @@ impl SnapshotTrigger {
         }
         self.since_last = 0;
         self.threshold = self.every;
-        if self.requested || self.building.load(Ordering::SeqCst) {
+        if self.busy.load(Ordering::SeqCst) {
             tracing::warn!(
                 "too busy to snapshot, skipping (the previous one is still being built)"
             );
             return;
         }
         // The asking task repeats the request until a build starts, so it is sent once.
-        self.requested = self.tx.send(()).is_ok();
+        self.busy.store(self.tx.send(()).is_ok(), Ordering::SeqCst);
     }
 
     /// A build starts: the returned guard marks it under way until dropped.
     fn built(&mut self) -> BuildGuard {
-        self.requested = false;
         self.builds.fetch_add(1, Ordering::SeqCst);
-        self.building.store(true, Ordering::SeqCst);
-        BuildGuard(self.building.clone())
+        self.busy.store(true, Ordering::SeqCst);
+        BuildGuard(self.busy.clone())
     }
 }
 
