@@ -18,8 +18,9 @@ pub struct BackendError(pub String);
 /// Shorthand for backend results.
 pub type BackendResult<T> = Result<T, BackendError>;
 
-/// The disk work of a purge (see [`LogBackend::purge_to`]).
-pub type PurgeWork = Box<dyn FnOnce() -> BackendResult<()> + Send>;
+/// Disk work the log's I/O thread hands to a thread of its own, run in order: a purge's (see
+/// [`LogBackend::purge_to`]) or a spare segment's (see [`LogBackend::background_work`]).
+pub type DiskWork = Box<dyn FnOnce() -> BackendResult<()> + Send>;
 
 /// The Raft log: `(index, bytes)` records with contiguous indexes.
 pub trait LogBackend: Send + 'static {
@@ -36,7 +37,15 @@ pub trait LogBackend: Send + 'static {
     /// returned for the caller to run off its I/O thread, in purge order, before the log is
     /// opened again; until it has run, a crash leaves the records on disk (the meta's purge
     /// point, saved first, says they are to be cut again).
-    fn purge_to(&mut self, index: u64) -> BackendResult<Option<PurgeWork>>;
+    fn purge_to(&mut self, index: u64) -> BackendResult<Option<DiskWork>>;
+    /// Disk work that makes later writes cheaper, when some is due (the real log: filling
+    /// the zero-filled spare its next segment will be made from). The caller runs it off its
+    /// I/O thread, like a purge's; a failure is a failed write of the log.
+    fn background_work(&mut self) -> Option<DiskWork> {
+        None
+    }
+    /// The log is stopping: background work under way may stop early.
+    fn abandon_background_work(&mut self) {}
     /// The first index held, if any.
     fn first_index(&self) -> Option<u64>;
     /// The last index held, if any.
@@ -191,7 +200,7 @@ impl LogBackend for MemLog {
         Ok(())
     }
 
-    fn purge_to(&mut self, index: u64) -> BackendResult<Option<PurgeWork>> {
+    fn purge_to(&mut self, index: u64) -> BackendResult<Option<DiskWork>> {
         self.records = self.records.split_off(&(index + 1));
         let mut disk = lock(&self.owner.disk);
         disk.log = disk.log.split_off(&(index + 1));

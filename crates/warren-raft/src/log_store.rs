@@ -34,7 +34,7 @@ use openraft::OptionalSend;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{BackendError, LogBackend, MetaBackend, PurgeWork};
+use crate::backend::{BackendError, DiskWork, LogBackend, MetaBackend};
 use crate::codec::{self, HardState};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
@@ -379,7 +379,7 @@ impl LogStore {
             committed_dirty: false,
             last_meta_save: Instant::now(),
             waiting: Vec::new(),
-            purger: Purger::start(shared.clone())?,
+            disk_worker: DiskWorker::start(shared.clone())?,
         };
         let handle = std::thread::Builder::new()
             .name("warren-raft-io".into())
@@ -543,26 +543,27 @@ struct IoWorker {
     last_meta_save: Instant,
     /// Appends written but not yet synced: completed after the next fsync.
     waiting: Vec<IOFlushed<TypeConfig>>,
-    /// Runs the disk work of purges.
-    purger: Purger,
+    /// Runs the disk work of purges and spare segments.
+    disk_worker: DiskWorker,
 }
 
-/// A thread of its own for the disk work of log purges (the purge point, the removal of
-/// whole segment files, a directory fsync): on a busy disk that work took 29-34 ms per
-/// purge that removed a 64 MiB segment, and every append waited behind it when the I/O
-/// thread did it (a write stall at each snapshot). Works run in purge order; a failure
-/// fails the store, as any failed write does. Stopped (and waited for) with the I/O
-/// thread, so the log is never reopened while a purge still removes files.
-struct Purger {
-    tx: Option<std::sync::mpsc::Sender<PurgeWork>>,
+/// A thread of its own for the log's slow disk work: a purge's (the purge point, the removal
+/// of whole segment files, a directory fsync), and filling the spare segment (64 MiB of
+/// zeros, fsynced). On a busy disk a purge that removed a 64 MiB segment took 29-34 ms, and
+/// every append waited behind it when the I/O thread did it (a write stall at each
+/// snapshot). Works run in the order they were handed over; a failure fails the store, as
+/// any failed write does. Stopped (and waited for) with the I/O thread, so the log is never
+/// reopened while a purge still removes files.
+struct DiskWorker {
+    tx: Option<std::sync::mpsc::Sender<DiskWork>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Purger {
-    fn start(shared: Arc<Shared>) -> Result<Purger, BackendError> {
-        let (tx, rx) = std::sync::mpsc::channel::<PurgeWork>();
+impl DiskWorker {
+    fn start(shared: Arc<Shared>) -> Result<DiskWorker, BackendError> {
+        let (tx, rx) = std::sync::mpsc::channel::<DiskWork>();
         let thread = std::thread::Builder::new()
-            .name("warren-raft-purge".into())
+            .name("warren-raft-disk".into())
             .spawn(move || {
                 for work in rx {
                     if let Err(e) = work() {
@@ -571,24 +572,24 @@ impl Purger {
                     }
                 }
             })
-            .map_err(|e| BackendError(format!("cannot start the log purge thread: {e}")))?;
-        Ok(Purger {
+            .map_err(|e| BackendError(format!("cannot start the log disk-work thread: {e}")))?;
+        Ok(DiskWorker {
             tx: Some(tx),
             thread: Some(thread),
         })
     }
 
-    fn run(&self, work: PurgeWork) -> Result<(), BackendError> {
+    fn run(&self, work: DiskWork) -> Result<(), BackendError> {
         match &self.tx {
             Some(tx) if tx.send(work).is_ok() => Ok(()),
-            _ => Err(BackendError("the log purge thread stopped".into())),
+            _ => Err(BackendError("the log disk-work thread stopped".into())),
         }
     }
 }
 
-impl Drop for Purger {
-    /// Lets the queued works finish, then ends the thread (the I/O thread drops its purger
-    /// as it returns, so stopping it waits for them).
+impl Drop for DiskWorker {
+    /// Lets the queued works finish, then ends the thread (the I/O thread drops its disk
+    /// worker as it returns, so stopping it waits for them).
     fn drop(&mut self) {
         self.tx = None;
         if let Some(t) = self.thread.take() {
@@ -657,6 +658,9 @@ impl IoWorker {
                     self.reply(done, r);
                 }
                 IoOp::Stop { done } => {
+                    // A spare being filled is not waited for (the disk worker is joined as
+                    // this thread returns).
+                    lock(&self.shared.log).abandon_background_work();
                     let r = self
                         .flush()
                         .and_then(|()| self.save_committed_if_dirty(true));
@@ -693,6 +697,9 @@ impl IoWorker {
         let records: Vec<(u64, &[u8])> = encoded.iter().map(|(i, b)| (*i, b.as_slice())).collect();
         let mut log = lock(&self.shared.log);
         log.append(&records)?;
+        if let Some(work) = log.background_work() {
+            self.disk_worker.run(work)?;
+        }
         let mut recent = lock(&self.shared.recent);
         recent.written = entries.last().map(|e| e.log_id.index).or(recent.written);
         recent.trim();
@@ -730,7 +737,7 @@ impl IoWorker {
         self.save_meta()?;
         let mut log = lock(&self.shared.log);
         if let Some(work) = log.purge_to(upto.index)? {
-            self.purger.run(work)?;
+            self.disk_worker.run(work)?;
         }
         let mut recent = lock(&self.shared.recent);
         recent.purge_to(upto.index);

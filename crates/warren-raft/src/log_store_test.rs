@@ -11,7 +11,7 @@ use openraft::storage::{IOFlushed, RaftLogReader, RaftLogStorage};
 use openraft::type_config::TypeConfigExt;
 
 use super::{IoCounters, LogStore};
-use crate::backend::{BackendResult, LogBackend, MemBackend, PurgeWork};
+use crate::backend::{BackendResult, DiskWork, LogBackend, MemBackend};
 use crate::types::{Entry, EntryPayload, Payload, TypeConfig, log_id};
 
 /// A log whose fsync is slow and which publishes how far it has synced.
@@ -38,7 +38,7 @@ impl LogBackend for SlowLog {
     fn truncate_from(&mut self, index: u64) -> BackendResult<()> {
         self.inner.truncate_from(index)
     }
-    fn purge_to(&mut self, index: u64) -> BackendResult<Option<PurgeWork>> {
+    fn purge_to(&mut self, index: u64) -> BackendResult<Option<DiskWork>> {
         self.inner.purge_to(index)
     }
     fn first_index(&self) -> Option<u64> {

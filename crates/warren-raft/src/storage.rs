@@ -13,7 +13,7 @@ use warren_storage::{
 };
 
 use crate::backend::{
-    BackendError, BackendResult, Backends, LogBackend, MetaBackend, PurgeWork, SnapshotBackend,
+    BackendError, BackendResult, Backends, DiskWork, LogBackend, MetaBackend, SnapshotBackend,
     StoredSnapshot,
 };
 
@@ -104,12 +104,21 @@ impl LogBackend for Log {
         self.0.truncate_from(index).map_err(err)
     }
 
-    fn purge_to(&mut self, index: u64) -> BackendResult<Option<PurgeWork>> {
+    fn purge_to(&mut self, index: u64) -> BackendResult<Option<DiskWork>> {
         let files = self.0.begin_purge(index).map_err(err)?;
         if files.is_empty() {
             return Ok(None);
         }
         Ok(Some(Box::new(move || files.run().map_err(err))))
+    }
+
+    fn background_work(&mut self) -> Option<DiskWork> {
+        let fill = self.0.spare_work()?;
+        Some(Box::new(move || fill.run().map_err(err)))
+    }
+
+    fn abandon_background_work(&mut self) {
+        self.0.abandon_spare();
     }
 
     fn first_index(&self) -> Option<u64> {

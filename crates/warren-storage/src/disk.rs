@@ -51,6 +51,13 @@ pub trait DiskFile: Send + Sync + Debug {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Makes the file's data and length durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
+    /// Makes the file's data durable, and its length if it changed (fdatasync), but not
+    /// metadata that reading it back does not need, such as its modification time. On Linux
+    /// that skips the filesystem journal's commit when the writes stayed inside the file's
+    /// length, which is why the log writes into preallocated segments.
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.sync()
+    }
 }
 
 /// Reads a whole file.
@@ -167,5 +174,9 @@ impl DiskFile for RealFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_all()
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.file.sync_data()
     }
 }

@@ -8,7 +8,9 @@
 //! - `crash()` drops everything not durable. `crash_torn()` instead keeps a random prefix of
 //!   the pending journal and, for each file whose unsynced change is an append, a random prefix
 //!   of the appended bytes (sometimes with its end zero-filled, as when a file's new size reached
-//!   the disk before its data). An unsynced overwrite survives whole or not at all.
+//!   the disk before its data), and for a file rewritten in place without changing its length
+//!   (a preallocated log segment) a random prefix of the changed bytes. Any other unsynced
+//!   change survives whole or not at all.
 //! - `set_lose_fsyncs(true)` makes every fsync report success and do nothing.
 //! - `inject_eio(n)` makes the n-th operation from now fail with EIO (errno 5).
 //!
@@ -153,6 +155,15 @@ impl State {
                 let end = out.len();
                 out[end - zeros..].fill(0);
             }
+            return out;
+        }
+        if data.len() == durable.len() {
+            // An overwrite in place (a log segment's preallocated zeros): the disk took a
+            // random prefix of the changed bytes.
+            let from = dirty_from.min(data.len());
+            let keep = self.upto((data.len() - from) as u64) as usize;
+            let mut out = durable;
+            out[from..from + keep].copy_from_slice(&data[from..from + keep]);
             return out;
         }
         if self.upto(1) == 0 { data } else { durable }

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`Disk`] / [`DiskFile`]: the filesystem calls the stores make; [`RealDisk`] over
 //!   `std::fs`, [`FaultyDisk`] in memory with crashes, torn writes, lost fsyncs and EIO.
-//! - [`SegmentLog`]: the Raft log, `(index, payload)` records in segment files.
+//! - [`SegmentLog`]: the Raft log, `(index, payload)` records in segment files, each new one
+//!   taken from a zero-filled spare ([`SpareFill`]) that another thread prepares.
 //! - [`MetaStore`]: one small blob replaced atomically (vote, committed, purge point).
 //! - [`SnapshotStore`]: snapshot files, saved atomically, the newest few kept.
 //! - [`DataDir`]: the `VERSION` marker of the data directory and where each store lives.
@@ -31,6 +32,7 @@ mod log;
 mod meta;
 mod segment;
 mod snapshot;
+mod spare;
 
 pub use crc::{crc32c, crc32c_append};
 pub use datadir::{DataDir, VERSION_FILE};
@@ -41,6 +43,7 @@ pub use log::{LogOptions, PurgeFiles, RecoveryReport, SegmentLog, TornTail, segm
 pub use meta::{META_FILE, MetaStore};
 pub use segment::RECORD_HEADER_BYTES;
 pub use snapshot::{SNAPSHOTS_KEPT_DEFAULT, Snapshot, SnapshotStore};
+pub use spare::SpareFill;
 
 /// Version of the byte formats this build writes (and the newest it reads).
 pub const FORMAT_VERSION: u32 = 1;

@@ -3,6 +3,7 @@
 //! Layout of the log directory:
 //! - `log-<first index, 20 digits>.seg`: segments, in index order (see `segment` for bytes).
 //! - `purged`: the purge point (a blob), so `first_index` survives a restart.
+//! - `spare.seg`: a segment's worth of zeros that the next roll takes (see `spare`).
 //! - `*.tmp`: a file being written before its atomic rename; removed at open.
 //!
 //! Invariants, checked at open and kept by every call:
@@ -13,7 +14,11 @@
 //!   window), so a bad region in the last segment no longer than that window, reaching its end,
 //!   is a torn write from a crash; anything else is corruption;
 //! - a segment file is created under a temp name with its header fsynced, then renamed and the
-//!   directory fsynced, so every segment file has a complete, durable header.
+//!   directory fsynced, so every segment file has a complete, durable header;
+//! - records are written at the segment's logical end, which in a segment made from the spare
+//!   is followed by zeros to the end of the file; a segment is cut to its logical end (and
+//!   fsynced) before the next one is created, so only the last segment can end in zeros, and
+//!   recovery reads zeros after the last record there as space never written.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,7 @@ use crate::blob;
 use crate::disk::{Disk, DiskFile, read_all};
 use crate::error::{Result, StorageError, corrupt, io_err};
 use crate::segment::{self, HEADER_BYTES, RECORD_HEADER_BYTES};
+use crate::spare::{SPARE_FILE, Spare, SpareFill};
 
 const PURGE_MAGIC: &[u8; 8] = b"WRNPURG\0";
 const PURGE_FILE: &str = "purged";
@@ -89,8 +95,10 @@ struct Segment {
     file: Box<dyn DiskFile>,
     /// `offsets[i]` is where record `first_index + i` starts.
     offsets: Vec<u64>,
-    /// Bytes in the file: the end of its last record.
+    /// The logical end: the end of its last record, where the next one is written.
     len: u64,
+    /// The file's length: more than `len` in a segment made from the spare (zeros follow).
+    file_len: u64,
 }
 
 impl Segment {
@@ -120,6 +128,8 @@ pub struct SegmentLog {
     purged_to: Option<u64>,
     /// Bytes appended to the last segment since its last fsync.
     unsynced_bytes: u64,
+    /// The next segment's file, prepared off the I/O thread (see [`SegmentLog::spare_work`]).
+    spare: Arc<Spare>,
     poisoned: Option<String>,
 }
 
@@ -146,6 +156,8 @@ impl SegmentLog {
         let loaded = load_segments(disk.as_ref(), dir, opts)?;
         let plan = plan_recovery(loaded, purged_to, opts)?;
         let segments = apply_recovery(disk.as_ref(), dir, plan, &mut report)?;
+        let (spare, removed) = Spare::open(disk.as_ref(), dir, opts.segment_bytes)?;
+        report.removed_files.extend(removed);
         let log = SegmentLog {
             disk,
             dir: dir.to_path_buf(),
@@ -153,6 +165,7 @@ impl SegmentLog {
             segments,
             purged_to,
             unsynced_bytes: 0,
+            spare: Arc::new(spare),
             poisoned: None,
         };
         report.segments = log.segments.len();
@@ -286,42 +299,104 @@ impl SegmentLog {
         self.write_pending(&mut buf, &mut offsets)
     }
 
-    /// Writes buffered records to the last segment.
+    /// Writes buffered records at the last segment's logical end.
     fn write_pending(&mut self, buf: &mut Vec<u8>, offsets: &mut Vec<u64>) -> Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
         let seg = self.last_segment_mut()?;
-        seg.file.append(buf).map_err(io_err(&seg.path, "write"))?;
+        seg.file
+            .write_at(seg.len, buf)
+            .map_err(io_err(&seg.path, "write"))?;
         seg.offsets.append(offsets);
         seg.len += buf.len() as u64;
+        seg.file_len = seg.file_len.max(seg.len);
         self.unsynced_bytes += buf.len() as u64;
         buf.clear();
         Ok(())
     }
 
-    /// Fsyncs the current segment and starts a new one whose first record is `first_index`.
+    /// Fsyncs the current segment, cuts it to its logical end, and starts a new one whose
+    /// first record is `first_index`: from the spare when one is ready, else a new file.
     fn roll(&mut self, first_index: u64) -> Result<()> {
         self.sync_inner()?;
+        self.seal_last()?;
         let path = self.dir.join(segment_name(first_index));
-        let tmp = blob::tmp_path(&path);
+        let header = segment::encode_header(first_index);
         let disk = self.disk.as_ref();
-        let mut file = disk.create(&tmp).map_err(io_err(&tmp, "create"))?;
-        file.append(&segment::encode_header(first_index))
-            .map_err(io_err(&tmp, "write"))?;
-        file.sync().map_err(io_err(&tmp, "fsync"))?;
-        disk.rename(&tmp, &path).map_err(io_err(&path, "rename"))?;
+        let (file, file_len) = match self.spare.take() {
+            Some(mut file) => {
+                // The spare's zeros are durable; only the header is new.
+                let spare = self.dir.join(SPARE_FILE);
+                file.write_at(0, &header).map_err(io_err(&spare, "write"))?;
+                file.sync_data().map_err(io_err(&spare, "fsync"))?;
+                disk.rename(&spare, &path)
+                    .map_err(io_err(&path, "rename"))?;
+                (file, self.opts.segment_bytes.max(HEADER_BYTES))
+            }
+            None => {
+                let tmp = blob::tmp_path(&path);
+                let mut file = disk.create(&tmp).map_err(io_err(&tmp, "create"))?;
+                file.append(&header).map_err(io_err(&tmp, "write"))?;
+                file.sync().map_err(io_err(&tmp, "fsync"))?;
+                disk.rename(&tmp, &path).map_err(io_err(&path, "rename"))?;
+                (file, HEADER_BYTES)
+            }
+        };
         disk.sync_dir(&self.dir)
             .map_err(io_err(&self.dir, "fsync dir"))?;
-        tracing::debug!(file = %path.display(), "new log segment");
+        tracing::debug!(file = %path.display(), preallocated = file_len > HEADER_BYTES, "new log segment");
         self.segments.push(Segment {
             first_index,
             path,
             file,
             offsets: Vec::new(),
             len: HEADER_BYTES,
+            file_len,
         });
         Ok(())
+    }
+
+    /// Cuts the last segment's zeros after its logical end, durably, so that no segment but
+    /// the last ends in zeros (recovery holds the others to that).
+    fn seal_last(&mut self) -> Result<()> {
+        let Some(seg) = self.segments.last_mut() else {
+            return Ok(());
+        };
+        if seg.file_len > seg.len {
+            seg.file
+                .set_len(seg.len)
+                .map_err(io_err(&seg.path, "truncate"))?;
+            seg.file.sync().map_err(io_err(&seg.path, "fsync"))?;
+            seg.file_len = seg.len;
+        }
+        Ok(())
+    }
+
+    /// The work of preparing a spare segment, when one is due: none is ready or being made,
+    /// and the last segment is at least half full (or there is none). The caller runs it on
+    /// another thread, so that the I/O thread never writes the zeros; rolls before it is done
+    /// create their segments as before.
+    pub fn spare_work(&mut self) -> Option<SpareFill> {
+        if self.poisoned.is_some() || self.opts.segment_bytes <= HEADER_BYTES {
+            return None;
+        }
+        let half = self.opts.segment_bytes / 2;
+        if self.segments.last().is_some_and(|s| s.len < half) || !self.spare.start_fill() {
+            return None;
+        }
+        Some(SpareFill {
+            disk: self.disk.clone(),
+            dir: self.dir.clone(),
+            bytes: self.opts.segment_bytes,
+            spare: self.spare.clone(),
+        })
+    }
+
+    /// Makes no more spares and stops a fill under way at its next chunk (the log is
+    /// stopping; a spare already made stays for the next open).
+    pub fn abandon_spare(&self) {
+        self.spare.abandon();
     }
 
     /// Makes everything appended so far durable: one fsync of the current segment (earlier
@@ -337,7 +412,9 @@ impl SegmentLog {
             return Ok(());
         }
         let seg = self.last_segment_mut()?;
-        seg.file.sync().map_err(io_err(&seg.path, "fsync"))?;
+        // fdatasync: flushes the length too when it changed (appending past the spare's
+        // zeros, or to a segment created without them).
+        seg.file.sync_data().map_err(io_err(&seg.path, "fsync"))?;
         self.unsynced_bytes = 0;
         Ok(())
     }
@@ -437,6 +514,7 @@ impl SegmentLog {
             seg.file.sync().map_err(io_err(&seg.path, "fsync"))?;
             seg.offsets.truncate((index - seg.first_index) as usize);
             seg.len = cut;
+            seg.file_len = cut;
         }
         // What remains is either the cut segment (just fsynced) or older, already fsynced ones.
         self.unsynced_bytes = 0;
@@ -642,11 +720,24 @@ fn plan_recovery(loaded: Vec<Loaded>, purged_to: Option<u64>, opts: LogOptions) 
     let count = loaded.len();
     let mut torn = None;
     for (i, l) in loaded.iter().enumerate() {
+        let last = i + 1 == count;
+        if !last && l.scan.bad.is_none() && l.scan.valid_len < l.scan.file_len {
+            // A segment is cut to its last record before the next one is created.
+            return Err(corrupt(
+                &l.path,
+                l.scan.valid_len,
+                format!(
+                    "{} zero bytes after the last record, in a segment that is not the last",
+                    l.scan.file_len - l.scan.valid_len
+                ),
+            ));
+        }
         let Some((offset, reason)) = &l.scan.bad else {
             continue;
         };
-        let bad_bytes = l.scan.file_len - offset;
-        if i + 1 != count {
+        // Zeros after the bad region are preallocated space, never written.
+        let bad_bytes = l.scan.data_end - offset;
+        if !last {
             return Err(corrupt(
                 &l.path,
                 *offset,
@@ -742,6 +833,7 @@ fn apply_recovery(
             file: l.file,
             offsets: l.scan.offsets,
             len: l.scan.valid_len,
+            file_len: l.scan.valid_len,
         });
     }
     if let Some(t) = &plan.torn {

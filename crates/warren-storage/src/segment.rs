@@ -6,7 +6,9 @@
 //! record:            payload_len u32 | crc32c u32 over (index LE ++ payload) | index u64 | payload
 //! ```
 //! All integers little-endian. Records follow the header back to back, indexes contiguous from
-//! `first_index`.
+//! `first_index`. A segment may end in zero bytes after its last record: space preallocated
+//! for records not yet written (no record starts with a zero header, whose checksum would not
+//! match).
 
 use std::path::Path;
 
@@ -140,6 +142,9 @@ pub(crate) struct Scan {
     pub offsets: Vec<u64>,
     /// End of the last valid record.
     pub valid_len: u64,
+    /// End of the data: of the last nonzero byte or of the last valid record, whichever is
+    /// later. From here to `file_len` the file holds only zeros (preallocated space).
+    pub data_end: u64,
     /// Length of the file.
     pub file_len: u64,
     /// The first bad record, if any: its offset and why.
@@ -150,14 +155,16 @@ pub(crate) struct Scan {
     pub valid_after_bad: Option<(u64, u64)>,
 }
 
-/// Scans a segment's bytes: header, then records until the end or the first bad one.
+/// Scans a segment's bytes: header, then records until the first bad one or the zeros that
+/// end the file (preallocated space, which a record never starts with).
 pub(crate) fn scan(file: &Path, bytes: &[u8], payload_max: u64) -> Result<Scan> {
     let first_index = decode_header(file, bytes)?;
+    let nonzero_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let mut offsets = Vec::new();
     let mut at = HEADER_BYTES as usize;
     let mut bad = None;
     let mut valid_after_bad = None;
-    while at < bytes.len() {
+    while at < nonzero_end {
         let expected = first_index + offsets.len() as u64;
         match parse_record(bytes, at, expected, payload_max) {
             Ok(end) => {
@@ -166,7 +173,8 @@ pub(crate) fn scan(file: &Path, bytes: &[u8], payload_max: u64) -> Result<Scan> 
             }
             Err(reason) => {
                 bad = Some((at as u64, reason));
-                valid_after_bad = find_record_after(bytes, at + 1, expected, payload_max);
+                let data = &bytes[..nonzero_end];
+                valid_after_bad = find_record_after(data, at + 1, expected, payload_max);
                 break;
             }
         }
@@ -175,6 +183,7 @@ pub(crate) fn scan(file: &Path, bytes: &[u8], payload_max: u64) -> Result<Scan> 
         first_index,
         offsets,
         valid_len: at as u64,
+        data_end: nonzero_end.max(at) as u64,
         file_len: bytes.len() as u64,
         bad,
         valid_after_bad,

@@ -1,5 +1,5 @@
-//! Randomized crash recovery: random appends, syncs, truncations, purges, injected EIO and
-//! (torn) crashes against a model; after every reopen, every acknowledged record survives,
+//! Randomized crash recovery: random appends, syncs, truncations, purges, spare segments
+//! (asked for, filled later or never), injected EIO and (torn) crashes against a model; after every reopen, every acknowledged record survives,
 //! nothing unwritten appears, and indexes are contiguous.
 //!
 //! The seed is printed; rerun one with `WARREN_STORAGE_SEED=<n> cargo test -p warren-storage
@@ -87,20 +87,32 @@ fn check_recovered(log: &SegmentLog, model: &mut Model, seed: u64, step: usize) 
     model.purged = purged;
 }
 
-fn run(seed: u64, steps: usize) -> (usize, usize) {
+/// What one run did: crashes, failed operations, spare fills completed.
+struct Counts {
+    crashes: usize,
+    failures: usize,
+    fills: usize,
+}
+
+fn run(seed: u64, steps: usize) -> Counts {
     let mut rng = Rng(seed);
     let disk = FaultyDisk::new(seed ^ 0xD15C);
     let mut log = open(&disk);
     let mut model = Model::default();
     let mut generation = 0u64;
-    let (mut crashes, mut failures) = (0, 0);
+    let (mut crashes, mut failures, mut fills) = (0, 0, 0);
+    // A spare fill asked for and not yet run (as on the thread that runs it).
+    let mut pending = None;
     for step in 0..steps {
         if rng.below(40) == 0 {
             disk.inject_eio(1 + rng.below(8));
         }
         let roll = rng.below(100);
         let result: Result<(), StorageError> = if roll < 55 {
-            // Append a batch.
+            // Append a batch, often asking first whether a spare is due.
+            if rng.below(2) == 0 {
+                pending = pending.or_else(|| log.spare_work());
+            }
             let next = log.next_index().unwrap_or(1);
             generation += 1;
             let batch: Vec<(u64, Vec<u8>)> = (0..1 + rng.below(15))
@@ -137,6 +149,14 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
                 model.written = model.written.split_off(&(at + 1));
                 model.acked = model.acked.split_off(&(at + 1));
             })
+        } else if roll < 95 {
+            match pending.take() {
+                Some(fill) => fill.run().map(|()| fills += 1),
+                None => {
+                    pending = log.spare_work();
+                    Ok(())
+                }
+            }
         } else {
             Ok(())
         };
@@ -146,6 +166,7 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
         }
         if crash || result.is_err() {
             crashes += 1;
+            pending = None;
             drop(log);
             disk.clear_eio();
             if rng.below(2) == 0 {
@@ -157,7 +178,11 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
             check_recovered(&log, &mut model, seed, step);
         }
     }
-    (crashes, failures)
+    Counts {
+        crashes,
+        failures,
+        fills,
+    }
 }
 
 #[test]
@@ -167,12 +192,15 @@ fn random_crash_recovery() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED_2024_u64);
     println!("random_crash_recovery: WARREN_STORAGE_SEED={seed}");
-    let mut total = (0, 0);
+    let mut total = (0, 0, 0);
     for round in 0..8 {
-        let (c, f) = run(seed.wrapping_add(round), 1500);
-        total = (total.0 + c, total.1 + f);
+        let c = run(seed.wrapping_add(round), 1500);
+        total = (total.0 + c.crashes, total.1 + c.failures, total.2 + c.fills);
     }
-    println!("crashes {}, injected failures {}", total.0, total.1);
+    println!(
+        "crashes {}, injected failures {}, spare fills {}",
+        total.0, total.1, total.2
+    );
     // The test exercised what it claims to.
-    assert!(total.0 > 300 && total.1 > 50, "{total:?}");
+    assert!(total.0 > 300 && total.1 > 50 && total.2 > 100, "{total:?}");
 }

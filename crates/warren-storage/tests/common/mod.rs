@@ -57,6 +57,11 @@ pub fn small_segments() -> LogOptions {
 pub fn segment_files(disk: &FaultyDisk, dir: &Path) -> Vec<PathBuf> {
     disk.files()
         .into_iter()
-        .filter(|p| p.parent() == Some(dir) && p.extension().is_some_and(|e| e == "seg"))
+        .filter(|p| {
+            p.parent() == Some(dir)
+                && p.extension().is_some_and(|e| e == "seg")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("log-"))
+        })
         .collect()
 }
