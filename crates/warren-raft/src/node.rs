@@ -215,6 +215,8 @@ pub struct RaftNode {
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// Snapshot builds started (see `SnapshotTrigger::builds`).
     snapshot_builds: Arc<AtomicU64>,
+    /// Transactions applied since the newest snapshot's state (`SnapshotTrigger::behind`).
+    snapshot_behind: Arc<AtomicU64>,
 }
 
 impl RaftNode {
@@ -252,6 +254,7 @@ impl RaftNode {
         let (snapshot_tx, mut snapshot_rx) = tokio::sync::mpsc::unbounded_channel();
         let trigger = SnapshotTrigger::new(cfg.snapshot_every_entries, snapshot_tx);
         let builds = trigger.builds();
+        let behind = trigger.behind();
         let sm = SmAdapter::new(sm, snapshots, trigger);
         let times = NetTimes {
             rpc_floor: Duration::from_millis(cfg.rpc_timeout_min_ms),
@@ -281,6 +284,7 @@ impl RaftNode {
             links,
             tasks: std::sync::Mutex::new(Vec::new()),
             snapshot_builds: builds.clone(),
+            snapshot_behind: behind,
         };
         // The state machine adapter counts transactions and asks here for each snapshot.
         // openraft drops a trigger that arrives while a build is under way (or just ending),
@@ -849,20 +853,21 @@ impl RaftNode {
         }
     }
 
-    /// Takes a snapshot of everything applied, if the newest snapshot is at least
-    /// `min_entries` behind, and waits up to `timeout` for it to be saved; the index it
-    /// covers, or `None` if none was needed. A graceful shutdown calls it, so that the next
-    /// start reads one snapshot instead of replaying up to `snapCount` writes from the log.
+    /// Takes a snapshot of everything applied, if at least `min_transactions` were applied
+    /// since the newest snapshot's state (counted as the snapshot schedule counts them: a
+    /// batched entry counts each of its writes), and waits up to `timeout` for it to be
+    /// saved; the index it covers, or `None` if none was needed. A graceful shutdown calls
+    /// it, so that the next start reads one snapshot instead of replaying up to `snapCount`
+    /// writes from the log.
     pub async fn snapshot_if_behind(
         &self,
-        min_entries: u64,
+        min_transactions: u64,
         timeout: Duration,
     ) -> Result<Option<u64>, String> {
-        let st = self.status();
-        let Some(applied) = st.last_applied else {
+        let Some(applied) = self.status().last_applied else {
             return Ok(None);
         };
-        if applied < st.snapshot_index.unwrap_or(0) + min_entries.max(1) {
+        if self.snapshot_behind.load(Ordering::SeqCst) < min_transactions.max(1) {
             return Ok(None);
         }
         let deadline = tokio::time::Instant::now() + timeout;

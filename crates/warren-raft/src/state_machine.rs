@@ -144,6 +144,9 @@ pub(crate) struct SnapshotTrigger {
     /// A snapshot is asked for and not yet built: set when the request is sent or a build
     /// starts, cleared when the builder is dropped ([`BuildGuard`]).
     busy: Arc<AtomicBool>,
+    /// Transactions applied since the state of the newest snapshot (one built here, or one
+    /// installed): what a start after a stop now would replay from the log.
+    behind: Arc<AtomicU64>,
 }
 
 impl SnapshotTrigger {
@@ -168,7 +171,14 @@ impl SnapshotTrigger {
             tx,
             builds: Arc::new(AtomicU64::new(0)),
             busy: Arc::new(AtomicBool::new(false)),
+            behind: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Transactions applied since the state the newest snapshot holds (counted from the
+    /// process start: at start-up, those replayed after the snapshot loaded).
+    pub(crate) fn behind(&self) -> Arc<AtomicU64> {
+        self.behind.clone()
     }
 
     /// How many snapshot builds have started: openraft drops a trigger that arrives while a
@@ -178,6 +188,7 @@ impl SnapshotTrigger {
     }
 
     fn applied(&mut self, transactions: u64) {
+        self.behind.fetch_add(transactions, Ordering::SeqCst);
         self.since_last += transactions;
         if self.since_last < self.threshold {
             return;
@@ -196,6 +207,7 @@ impl SnapshotTrigger {
 
     /// A build starts: the returned guard marks it under way until dropped.
     fn built(&mut self) -> BuildGuard {
+        self.behind.store(0, Ordering::SeqCst);
         self.builds.fetch_add(1, Ordering::SeqCst);
         self.busy.store(true, Ordering::SeqCst);
         BuildGuard(self.busy.clone())
@@ -334,6 +346,7 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
             a.last_applied = meta.last_log_id;
             a.membership = meta.last_membership.clone();
         }
+        self.trigger.behind.store(0, Ordering::SeqCst);
         tracing::info!(index, "snapshot installed into the state machine");
         // On restart openraft installs the snapshot it just read from the store: no re-save.
         let already = *lock(&self.snapshots.newest) == Some(index);

@@ -10,7 +10,7 @@ use warren_raft::{MemBackend, NoPeers, ProposeError, RaftConfig, RaftNode, Role}
 
 mod common;
 
-use common::ListSm;
+use common::{ListSm, batch_payload};
 
 fn payload(i: usize) -> Vec<u8> {
     format!("entry-{i}").into_bytes()
@@ -139,6 +139,38 @@ async fn snapshots_are_taken_purged_and_restored() {
         payloads(&sm2.list()),
         (0..=n).map(payload).collect::<Vec<_>>()
     );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn how_far_a_snapshot_is_behind_counts_writes_not_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RaftConfig::standalone(dir.path());
+    cfg.snapshot_every_entries = 1_000_000;
+    let sm = ListSm::default();
+    let node = start_disk(&cfg, &sm).await;
+    let wait = Duration::from_secs(10);
+    // Two entries batching 600 writes each: 1,200 writes behind, though only two entries
+    // (a load of multis left 558 entries holding ~500k creates, which a count of entries
+    // took for "not behind", and the next start replayed them all).
+    node.propose(batch_payload(600)).await.unwrap();
+    let last = node.propose(batch_payload(600)).await.unwrap();
+    let index = node
+        .snapshot_if_behind(1_000, wait)
+        .await
+        .unwrap()
+        .expect("1,200 writes behind");
+    assert!(index >= last, "snapshot {index}, last write {last}");
+    // Writes after it count from zero.
+    node.propose(batch_payload(600)).await.unwrap();
+    assert_eq!(node.snapshot_if_behind(1_000, wait).await, Ok(None));
+    node.shutdown().await;
+
+    // A restart counts what it replays after the snapshot it loaded: the 600 (and the new
+    // term's blank entry, which counts one).
+    let node = start_disk(&cfg, &ListSm::default()).await;
+    assert_eq!(node.snapshot_if_behind(1_000, wait).await, Ok(None));
+    assert!(node.snapshot_if_behind(600, wait).await.unwrap().is_some());
     node.shutdown().await;
 }
 

@@ -372,11 +372,11 @@ impl Server {
         // The writes are answered and the clients gone: snapshot what was applied, so the
         // next start does not replay it from the log (ZooKeeper snapshots at every start
         // instead, before it serves).
-        use crate::limits::{SHUTDOWN_SNAPSHOT_MIN_ENTRIES, SHUTDOWN_SNAPSHOT_TIMEOUT};
+        use crate::limits::{SHUTDOWN_SNAPSHOT_MIN_WRITES, SHUTDOWN_SNAPSHOT_TIMEOUT};
         match self
             .ctx
             .raft
-            .snapshot_if_behind(SHUTDOWN_SNAPSHOT_MIN_ENTRIES, SHUTDOWN_SNAPSHOT_TIMEOUT)
+            .snapshot_if_behind(SHUTDOWN_SNAPSHOT_MIN_WRITES, SHUTDOWN_SNAPSHOT_TIMEOUT)
             .await
         {
             Ok(Some(index)) => info!(index, "snapshot saved for the next start"),

@@ -34,10 +34,19 @@ impl ListSm {
     }
 }
 
+/// A payload the toy state machine counts as `writes` transactions (one batched entry, as
+/// the server's batches of client writes); any other payload counts one.
+pub fn batch_payload(writes: u64) -> Vec<u8> {
+    format!("batch-of-{writes}").into_bytes()
+}
+
 impl StateMachine for ListSm {
     fn apply(&mut self, index: u64, payload: &[u8]) -> u64 {
         self.applied.lock().unwrap().push((index, payload.to_vec()));
-        1
+        std::str::from_utf8(payload)
+            .ok()
+            .and_then(|s| s.strip_prefix("batch-of-")?.parse().ok())
+            .unwrap_or(1)
     }
 
     fn snapshot(&self) -> warren_raft::SnapshotEncoder {
