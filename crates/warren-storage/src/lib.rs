@@ -30,6 +30,7 @@ mod error;
 mod faulty;
 mod log;
 mod meta;
+mod remove;
 mod segment;
 mod snapshot;
 mod spare;

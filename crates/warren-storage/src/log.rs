@@ -27,6 +27,7 @@ use std::sync::Arc;
 use crate::blob;
 use crate::disk::{Disk, DiskFile, read_all};
 use crate::error::{Result, StorageError, corrupt, io_err};
+use crate::remove::remove_gradually;
 use crate::segment::{self, HEADER_BYTES, RECORD_HEADER_BYTES};
 use crate::spare::{SPARE_FILE, Spare, SpareFill};
 
@@ -621,23 +622,15 @@ impl PurgeFiles {
         self.point.is_none()
     }
 
-    /// Writes the purge point durably, then removes the segment files, then fsyncs the
-    /// directory.
+    /// Writes the purge point durably, then removes the segment files (gradually: see
+    /// `remove`; this is why the work belongs off the log's I/O thread).
     pub fn run(self) -> Result<()> {
         let Some(point) = self.point else {
             return Ok(());
         };
         let path = self.dir.join(PURGE_FILE);
         blob::write_atomic(self.disk.as_ref(), &path, &point)?;
-        if self.segments.is_empty() {
-            return Ok(());
-        }
-        for seg in &self.segments {
-            self.disk.remove(seg).map_err(io_err(seg, "remove"))?;
-        }
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(io_err(&self.dir, "fsync dir"))?;
+        remove_gradually(self.disk.as_ref(), &self.dir, &self.segments)?;
         tracing::debug!(removed = self.segments.len(), "log segments purged");
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::blob::{self, TMP_SUFFIX, u32_at, u64_at};
 use crate::crc::{crc32c, crc32c_append};
 use crate::disk::{Disk, read_all};
 use crate::error::{Result, StorageError, corrupt, io_err};
+use crate::remove::remove_gradually;
 use crate::{DATA_VERSION, FORMAT_VERSION};
 
 const MAGIC: &[u8; 8] = b"WRNSNAP\0";
@@ -148,13 +149,8 @@ impl SnapshotStore {
             return Ok(());
         }
         let doomed = &indexes[..indexes.len() - keep];
-        for &index in doomed {
-            let path = self.path_of(index);
-            self.disk.remove(&path).map_err(io_err(&path, "remove"))?;
-        }
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(io_err(&self.dir, "fsync dir"))?;
+        let paths: Vec<PathBuf> = doomed.iter().map(|&i| self.path_of(i)).collect();
+        remove_gradually(self.disk.as_ref(), &self.dir, &paths)?;
         tracing::info!(dir = %self.dir.display(), removed = doomed.len(), "old snapshots purged");
         Ok(())
     }

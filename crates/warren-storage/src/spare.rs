@@ -34,8 +34,8 @@ use crate::error::{Result, io_err};
 /// The spare's name once it is ready.
 pub(crate) const SPARE_FILE: &str = "spare.seg";
 /// Zeros written, then fdatasynced, per step of a fill. A log fsync issued meanwhile waits
-/// for the device to take what is in flight: 1 MiB took 0.7-1.2 ms here, 8 MiB 4.5-6.5 ms,
-/// and a fill in 8 MiB steps raised a paced set's p99 from 4.1 to 5.9-6.0 ms (bench/RESULTS.md).
+/// for the device to take what is in flight: on this project's machine a write of 1 MiB and
+/// its fdatasync took 0.7-1.2 ms, of 8 MiB 4.5-6.5 ms (a log fsync alone: ~0.2 ms).
 const FILL_STEP_BYTES: usize = 1 << 20;
 /// The pause between two steps of a fill, so the log's fsyncs find the device idle most of
 /// the time: a 64 MiB spare takes about 0.7 s, while half a segment of log lasts at least
