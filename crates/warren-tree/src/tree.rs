@@ -322,8 +322,12 @@ impl DataTree {
     }
 
     pub(crate) fn node_hash(&self, n: &Node) -> u64 {
-        digest::content(n.path_bytes(), n.data(), self.acls.get(n.acl()))
-            .wrapping_add(digest::meta(n))
+        Self::hash_of(n, &self.acls)
+    }
+
+    /// [`DataTree::node_hash`] with the ACL table given apart (hashing on another thread).
+    pub(crate) fn hash_of(n: &Node, acls: &AclTable) -> u64 {
+        digest::content(n.path_bytes(), n.data(), acls.get(n.acl())).wrapping_add(digest::meta(n))
     }
 
     // ---- reads --------------------------------------------------------------------------
