@@ -7,34 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::*;
-use warren_storage::{Disk, FaultyDisk, LogOptions, SegmentLog, StorageError, segment_name};
-
-fn wide() -> LogOptions {
-    LogOptions {
-        segment_bytes: 1 << 20,
-        batch_bytes_max: 4096,
-    }
-}
+use warren_storage::{Disk, FaultyDisk, SegmentLog, StorageError, segment_name};
 
 fn last_segment(disk: &FaultyDisk) -> PathBuf {
     segment_files(disk, &dir()).pop().unwrap()
-}
-
-fn expect_corrupt(disk: &FaultyDisk, opts: LogOptions) -> (PathBuf, u64, String) {
-    let d: Arc<dyn Disk> = Arc::new(disk.clone());
-    match SegmentLog::open(d, &dir(), opts) {
-        Err(e @ StorageError::Corrupt { .. }) => {
-            let shown = e.to_string();
-            let StorageError::Corrupt { file, offset, .. } = e else {
-                unreachable!()
-            };
-            // The message an operator sees names the file and the offset.
-            assert!(shown.contains(&file.display().to_string()), "{shown}");
-            assert!(shown.contains(&format!("offset {offset}")), "{shown}");
-            (file, offset, shown)
-        }
-        other => panic!("expected Corrupt, got {other:?}"),
-    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
-use warren_storage::{Disk, FaultyDisk, LogOptions, SegmentLog, StorageError};
+use warren_storage::{Disk, FaultyDisk, LogOptions, SegmentLog};
 
 fn spare_path() -> PathBuf {
     dir().join("spare.seg")
@@ -208,13 +208,6 @@ fn a_crash_at_every_step_of_a_roll_from_the_spare_loses_nothing_acknowledged() {
     }
 }
 
-fn wide() -> LogOptions {
-    LogOptions {
-        segment_bytes: 1 << 20,
-        batch_bytes_max: 4096,
-    }
-}
-
 /// One preallocated segment holding records 1..=10, synced; returns its path.
 fn preallocated_segment(disk: &FaultyDisk) -> PathBuf {
     let (mut log, _) = open(disk, wide());
@@ -253,15 +246,9 @@ fn nonzero_bytes_past_a_batch_after_the_zeros_are_corruption() {
     bytes[end + 10_000] = 1;
     disk.set_file_bytes(&seg, &bytes).unwrap();
 
-    let d: Arc<dyn Disk> = Arc::new(disk.clone());
-    match SegmentLog::open(d, &dir(), wide()) {
-        Err(e @ StorageError::Corrupt { .. }) => {
-            let shown = e.to_string();
-            assert!(shown.contains(&format!("offset {end}")), "{shown}");
-            assert!(shown.contains("not a torn write"), "{shown}");
-        }
-        other => panic!("expected Corrupt, got {other:?}"),
-    }
+    let (file, offset, shown) = expect_corrupt(&disk, wide());
+    assert_eq!((file, offset), (seg.clone(), end as u64));
+    assert!(shown.contains("not a torn write"), "{shown}");
     // Nothing was cut by the failed open.
     assert_eq!(disk.file_bytes(&seg).unwrap(), bytes);
 }
@@ -280,14 +267,7 @@ fn zeros_after_the_last_record_of_a_segment_that_is_not_the_last_are_corruption(
     bytes.extend_from_slice(&[0; 300]);
     disk.set_file_bytes(&files[0], &bytes).unwrap();
 
-    let d: Arc<dyn Disk> = Arc::new(disk.clone());
-    match SegmentLog::open(d, &dir(), small_segments()) {
-        Err(e @ StorageError::Corrupt { .. }) => {
-            let shown = e.to_string();
-            assert!(shown.contains(&files[0].display().to_string()), "{shown}");
-            assert!(shown.contains(&format!("offset {end}")), "{shown}");
-            assert!(shown.contains("not the last"), "{shown}");
-        }
-        other => panic!("expected Corrupt, got {other:?}"),
-    }
+    let (file, offset, shown) = expect_corrupt(&disk, small_segments());
+    assert_eq!((file, offset), (files[0].clone(), end as u64));
+    assert!(shown.contains("not the last"), "{shown}");
 }

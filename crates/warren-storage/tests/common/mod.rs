@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use warren_storage::{Disk, FaultyDisk, LogOptions, RecoveryReport, SegmentLog};
+use warren_storage::{Disk, FaultyDisk, LogOptions, RecoveryReport, SegmentLog, StorageError};
 
 pub fn dir() -> PathBuf {
     PathBuf::from("/data/log")
@@ -64,4 +64,30 @@ pub fn segment_files(disk: &FaultyDisk, dir: &Path) -> Vec<PathBuf> {
                     .is_some_and(|n| n.to_string_lossy().starts_with("log-"))
         })
         .collect()
+}
+
+/// Segments of 1 MiB, batches of 4 KiB: one segment holds a whole test.
+pub fn wide() -> LogOptions {
+    LogOptions {
+        segment_bytes: 1 << 20,
+        batch_bytes_max: 4096,
+    }
+}
+
+/// Opens the log expecting `Corrupt`; checks that the message names the file and offset.
+pub fn expect_corrupt(disk: &FaultyDisk, opts: LogOptions) -> (PathBuf, u64, String) {
+    let d: Arc<dyn Disk> = Arc::new(disk.clone());
+    match SegmentLog::open(d, &dir(), opts) {
+        Err(e @ StorageError::Corrupt { .. }) => {
+            let shown = e.to_string();
+            let StorageError::Corrupt { file, offset, .. } = e else {
+                unreachable!()
+            };
+            // The message an operator sees names the file and the offset.
+            assert!(shown.contains(&file.display().to_string()), "{shown}");
+            assert!(shown.contains(&format!("offset {offset}")), "{shown}");
+            (file, offset, shown)
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }
