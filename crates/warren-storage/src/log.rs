@@ -96,10 +96,9 @@ struct Segment {
     file: Box<dyn DiskFile>,
     /// `offsets[i]` is where record `first_index + i` starts.
     offsets: Vec<u64>,
-    /// The logical end: the end of its last record, where the next one is written.
+    /// The logical end: the end of its last record, where the next one is written. The
+    /// file is longer in a segment made from the spare (zeros follow).
     len: u64,
-    /// The file's length: more than `len` in a segment made from the spare (zeros follow).
-    file_len: u64,
 }
 
 impl Segment {
@@ -311,7 +310,6 @@ impl SegmentLog {
             .map_err(io_err(&seg.path, "write"))?;
         seg.offsets.append(offsets);
         seg.len += buf.len() as u64;
-        seg.file_len = seg.file_len.max(seg.len);
         self.unsynced_bytes += buf.len() as u64;
         buf.clear();
         Ok(())
@@ -325,7 +323,7 @@ impl SegmentLog {
         let path = self.dir.join(segment_name(first_index));
         let header = segment::encode_header(first_index);
         let disk = self.disk.as_ref();
-        let (file, file_len) = match self.spare.take() {
+        let (file, preallocated) = match self.spare.take() {
             Some(mut file) => {
                 // The spare's zeros are durable; only the header is new.
                 let spare = self.dir.join(SPARE_FILE);
@@ -333,7 +331,7 @@ impl SegmentLog {
                 file.sync_data().map_err(io_err(&spare, "fsync"))?;
                 disk.rename(&spare, &path)
                     .map_err(io_err(&path, "rename"))?;
-                (file, self.opts.segment_bytes.max(HEADER_BYTES))
+                (file, true)
             }
             None => {
                 let tmp = blob::tmp_path(&path);
@@ -341,19 +339,18 @@ impl SegmentLog {
                 file.append(&header).map_err(io_err(&tmp, "write"))?;
                 file.sync().map_err(io_err(&tmp, "fsync"))?;
                 disk.rename(&tmp, &path).map_err(io_err(&path, "rename"))?;
-                (file, HEADER_BYTES)
+                (file, false)
             }
         };
         disk.sync_dir(&self.dir)
             .map_err(io_err(&self.dir, "fsync dir"))?;
-        tracing::debug!(file = %path.display(), preallocated = file_len > HEADER_BYTES, "new log segment");
+        tracing::debug!(file = %path.display(), preallocated, "new log segment");
         self.segments.push(Segment {
             first_index,
             path,
             file,
             offsets: Vec::new(),
             len: HEADER_BYTES,
-            file_len,
         });
         Ok(())
     }
@@ -364,12 +361,11 @@ impl SegmentLog {
         let Some(seg) = self.segments.last_mut() else {
             return Ok(());
         };
-        if seg.file_len > seg.len {
+        if seg.file.len().map_err(io_err(&seg.path, "stat"))? > seg.len {
             seg.file
                 .set_len(seg.len)
                 .map_err(io_err(&seg.path, "truncate"))?;
             seg.file.sync().map_err(io_err(&seg.path, "fsync"))?;
-            seg.file_len = seg.len;
         }
         Ok(())
     }
@@ -515,7 +511,6 @@ impl SegmentLog {
             seg.file.sync().map_err(io_err(&seg.path, "fsync"))?;
             seg.offsets.truncate((index - seg.first_index) as usize);
             seg.len = cut;
-            seg.file_len = cut;
         }
         // What remains is either the cut segment (just fsynced) or older, already fsynced ones.
         self.unsynced_bytes = 0;
@@ -826,7 +821,6 @@ fn apply_recovery(
             file: l.file,
             offsets: l.scan.offsets,
             len: l.scan.valid_len,
-            file_len: l.scan.valid_len,
         });
     }
     if let Some(t) = &plan.torn {
