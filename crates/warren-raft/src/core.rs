@@ -12,6 +12,7 @@ use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError};
 use openraft::impls::ProgressResponder;
 use openraft::{Raft, ReadPolicy};
 
+use crate::applied::AppliedIndex;
 use crate::log_store::{IoCounters, IoThread};
 use crate::node::ProposeError;
 use crate::state_machine::SmAdapter;
@@ -30,6 +31,8 @@ pub(crate) struct Core {
     pub(crate) id: u64,
     pub(crate) raft: Raft<TypeConfig, SmAdapter>,
     pub(crate) io: IoThread,
+    /// What this node applied, for the tasks waiting to see an index applied here.
+    pub(crate) applied: Arc<AppliedIndex>,
     pub(crate) counters: Arc<IoCounters>,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) app_handler: RwLock<Option<AppHandler>>,
@@ -56,6 +59,7 @@ impl Core {
         id: u64,
         raft: Raft<TypeConfig, SmAdapter>,
         io: IoThread,
+        applied: Arc<AppliedIndex>,
         counters: Arc<IoCounters>,
         snapshot_bytes_max: u64,
         read_index_timeout: Duration,
@@ -64,6 +68,7 @@ impl Core {
             id,
             raft,
             io,
+            applied,
             counters,
             shutting_down: AtomicBool::new(false),
             app_handler: RwLock::new(None),

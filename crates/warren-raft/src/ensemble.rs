@@ -105,7 +105,9 @@ async fn form(core: &Core, transport: &Arc<dyn PeerTransport>, cfg: &RaftConfig)
 
 async fn watch(core: &Core, links: &Links, cfg: &RaftConfig) {
     let me = cfg.node_id;
-    let mut rx = core.raft.metrics();
+    // The server metrics change only with the state, the leader or the membership; the full
+    // metrics change several times per entry, and each change woke this task.
+    let mut rx = core.raft.server_metrics();
     let mut last_leader: Option<u64> = None;
     let mut next_learner_try = Instant::now();
     let retry = Duration::from_millis(cfg.election_timeout_min_ms);

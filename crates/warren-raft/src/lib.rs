@@ -114,6 +114,7 @@
 //! - Nothing a peer sends can panic this node: every peer input is decoded with bounds and a
 //!   bad one closes its connection.
 
+mod applied;
 pub mod backend;
 mod codec;
 mod config;

@@ -14,6 +14,7 @@ use openraft::error::ClientWriteError;
 use openraft::{ChangeMembers, Instant as _, Raft, RaftMetrics, ServerState};
 use tokio::task::JoinHandle;
 
+use crate::applied::AppliedIndex;
 use crate::backend::Backends;
 use crate::config::RaftConfig;
 use crate::core::{AppHandler, CallHandler, Core};
@@ -255,7 +256,8 @@ impl RaftNode {
         let trigger = SnapshotTrigger::new(cfg.snapshot_every_entries, snapshot_tx);
         let builds = trigger.builds();
         let behind = trigger.behind();
-        let sm = SmAdapter::new(sm, snapshots, trigger);
+        let applied = Arc::new(AppliedIndex::default());
+        let sm = SmAdapter::new(sm, snapshots, trigger, applied.clone());
         let times = NetTimes {
             rpc_floor: Duration::from_millis(cfg.rpc_timeout_min_ms),
             snapshot_install: cfg.forward_timeout().max(Duration::from_secs(30)),
@@ -272,6 +274,7 @@ impl RaftNode {
             cfg.node_id,
             raft,
             io,
+            applied,
             counters,
             cfg.snapshot_bytes_max,
             cfg.forward_timeout(),
@@ -525,7 +528,7 @@ impl RaftNode {
             })
             .await
             .map_err(|e| self.link_error(leader.clone(), e))?;
-        let raft = self.core.raft.clone();
+        let core = self.core.clone();
         let timeout = self.cfg.forward_timeout();
         Ok(Either::Right(async move {
             let index = match waiting.reply(timeout).await {
@@ -545,10 +548,7 @@ impl RaftNode {
             };
             // Committed; also applied here before reporting, so `propose` means the same on
             // every node. If this node lags too far, the index is still the truth.
-            let _ = raft
-                .wait(Some(timeout))
-                .applied_index_at_least(Some(index), "forwarded entry applied")
-                .await;
+            core.applied.wait_for(index, timeout).await;
             Ok(index)
         }))
     }
@@ -572,15 +572,13 @@ impl RaftNode {
             Ok(ClientReply::ReadIndex { result, .. }) => result?,
             Ok(_) | Err(_) => return Err(ProposeError::NotLeader { leader: None }),
         };
-        self.core
-            .raft
-            .wait(Some(timeout))
-            .applied_index_at_least(Some(index), "read index applied")
-            .await
-            .map(|_| ())
-            .map_err(|_| ProposeError::NotLeader {
+        if self.core.applied.wait_for(index, timeout).await {
+            Ok(())
+        } else {
+            Err(ProposeError::NotLeader {
                 leader: Some(leader),
             })
+        }
     }
 
     /// Sends an application message to `target` (fire-and-forget): queued on this node's

@@ -15,6 +15,7 @@ use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 
+use crate::applied::AppliedIndex;
 use crate::backend::SnapshotBackend;
 use crate::codec;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
@@ -226,6 +227,8 @@ impl Drop for BuildGuard {
 /// openraft's state machine over a [`StateMachine`].
 pub(crate) struct SmAdapter {
     applied: Mutex<Applied>,
+    /// Published after each entry applied and each snapshot installed.
+    applied_index: Arc<AppliedIndex>,
     snapshots: Snapshots,
     trigger: SnapshotTrigger,
     /// The snapshot just installed from the store at start-up, handed back (moved, once)
@@ -240,9 +243,11 @@ impl SmAdapter {
         sm: Box<dyn StateMachine>,
         snapshots: Snapshots,
         trigger: SnapshotTrigger,
+        applied_index: Arc<AppliedIndex>,
     ) -> Self {
         SmAdapter {
             trigger,
+            applied_index,
             applied: Mutex::new(Applied {
                 sm,
                 last_applied: None,
@@ -314,6 +319,7 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
             };
             a.last_applied = Some(entry.log_id);
             self.trigger.applied(transactions);
+            self.applied_index.publish(entry.log_id.index);
             if let Some(r) = responder {
                 r.send(());
             }
@@ -345,6 +351,9 @@ impl RaftStateMachine<TypeConfig> for SmAdapter {
             })?;
             a.last_applied = meta.last_log_id;
             a.membership = meta.last_membership.clone();
+        }
+        if let Some(last) = meta.last_log_id {
+            self.applied_index.publish(last.index);
         }
         self.trigger.behind.store(0, Ordering::SeqCst);
         tracing::info!(index, "snapshot installed into the state machine");
