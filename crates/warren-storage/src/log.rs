@@ -311,6 +311,7 @@ impl SegmentLog {
         seg.offsets.append(offsets);
         seg.len += buf.len() as u64;
         self.unsynced_bytes += buf.len() as u64;
+        self.spare.log_wrote(buf.len() as u64);
         buf.clear();
         Ok(())
     }
@@ -370,16 +371,15 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// The work of preparing a spare segment, when one is due: none is ready or being made,
-    /// and the last segment is at least half full (or there is none). The caller runs it on
-    /// another thread, so that the I/O thread never writes the zeros; rolls before it is done
+    /// The work of preparing a spare segment, when one is due: none is ready or being made.
+    /// The caller runs it on another thread, so that the I/O thread never writes the zeros;
+    /// the fill keeps pace with the log's writes (see `spare`), and rolls before it is done
     /// create their segments as before.
     pub fn spare_work(&mut self) -> Option<SpareFill> {
         if self.poisoned.is_some() || self.opts.segment_bytes <= HEADER_BYTES {
             return None;
         }
-        let half = self.opts.segment_bytes / 2;
-        if self.segments.last().is_some_and(|s| s.len < half) || !self.spare.start_fill() {
+        if !self.spare.start_fill() {
             return None;
         }
         Some(SpareFill {

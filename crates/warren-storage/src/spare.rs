@@ -23,7 +23,7 @@
 //! takes it) `Empty`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,12 +35,22 @@ use crate::error::{Result, io_err};
 pub(crate) const SPARE_FILE: &str = "spare.seg";
 /// Zeros written, then fdatasynced, per step of a fill. A log fsync issued meanwhile waits
 /// for the device to take what is in flight: on this project's machine a write of 1 MiB and
-/// its fdatasync took 0.7-1.2 ms, of 8 MiB 4.5-6.5 ms (a log fsync alone: ~0.2 ms).
-const FILL_STEP_BYTES: usize = 1 << 20;
-/// The pause between two steps of a fill, so the log's fsyncs find the device idle most of
-/// the time: a 64 MiB spare takes about 0.7 s, while half a segment of log lasts at least
-/// ~1 s at the fastest this machine writes (174k small writes a second).
-const FILL_PAUSE: Duration = Duration::from_millis(10);
+/// its fdatasync took 0.7-1.2 ms, of 8 MiB 4.5-6.5 ms (a log fsync alone: ~0.2 ms). Small
+/// steps keep what a log fsync can find in flight small.
+const FILL_STEP_BYTES: usize = 128 << 10;
+/// The shortest pause between two steps: at most 100 MB/s of zeros, the rate of the 1 MiB
+/// steps 10 ms apart that came before.
+const FILL_PAUSE: Duration = Duration::from_micros(1250);
+/// How far the fill may run ahead of the log, at most: twice what the log has written since
+/// the fill began, plus this head start. So a spare is ready by the time the current segment
+/// is half full, at any write rate below the fill's own, and its zeros are spread over that
+/// half in proportion to the log's writes instead of arriving in one burst: written as fast
+/// as allowed, a 64 MiB fill made about a third of paced writes (30k sets/s) wait 2-4 ms for
+/// the second it lasted, the largest part of their p99 (bench/RESULTS.md, session 8).
+const FILL_HEAD_START_BYTES: u64 = 1 << 20;
+/// The longest sleep of a fill waiting for the log to write more (a server with no writes
+/// has nothing to prepare a spare for, and its fill wakes this rarely).
+const FILL_WAIT_MAX: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Default)]
 enum State {
@@ -56,6 +66,8 @@ pub(crate) struct Spare {
     state: Mutex<State>,
     /// Set when the log no longer wants a spare (it is stopping): a fill under way gives up.
     abandoned: AtomicBool,
+    /// Bytes the log has written since it opened, the pace of a fill.
+    log_written: AtomicU64,
 }
 
 impl Spare {
@@ -106,6 +118,11 @@ impl Spare {
         }
     }
 
+    /// Counts `bytes` written to the log, which lets a fill under way go on.
+    pub(crate) fn log_wrote(&self, bytes: u64) {
+        self.log_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// No more spares: a fill under way stops at its next chunk.
     pub(crate) fn abandon(&self) {
         self.abandoned.store(true, Ordering::Relaxed);
@@ -124,24 +141,35 @@ pub struct SpareFill {
 }
 
 impl SpareFill {
-    /// Writes `spare.seg.tmp` full of zeros in steps of 1 MiB, each fdatasynced and followed
-    /// by a pause, fsyncs it, renames it to `spare.seg` and hands it to the log. If the log is stopping, gives up quietly (open
-    /// removes the temp file). On an error the log gets no spare; the caller must treat the
-    /// error as a failed write of the log.
+    /// Writes `spare.seg.tmp` full of zeros in steps of [`FILL_STEP_BYTES`], each
+    /// fdatasynced, paced by the log's own writes ([`FILL_HEAD_START_BYTES`]) and never
+    /// faster than one step per [`FILL_PAUSE`]; fsyncs it, renames it to `spare.seg` and hands
+    /// it to the log. If the log is stopping, gives up quietly (open removes the temp file).
+    /// On an error the log gets no spare; the caller must treat the error as a failed write
+    /// of the log.
     pub fn run(self) -> Result<()> {
         let path = self.dir.join(SPARE_FILE);
         let tmp = blob::tmp_path(&path);
         let disk = self.disk.as_ref();
         let mut file = disk.create(&tmp).map_err(io_err(&tmp, "create"))?;
         let zeros = vec![0u8; FILL_STEP_BYTES];
+        let log_at_start = self.spare.log_written.load(Ordering::Relaxed);
         let mut written = 0u64;
+        let mut wait = FILL_PAUSE;
         while written < self.bytes {
             if self.spare.abandoned.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            let log = self.spare.log_written.load(Ordering::Relaxed) - log_at_start;
+            if written >= log.saturating_mul(2).saturating_add(FILL_HEAD_START_BYTES) {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(FILL_WAIT_MAX);
+                continue;
+            }
             if written > 0 {
                 std::thread::sleep(FILL_PAUSE);
             }
+            wait = FILL_PAUSE;
             let n = zeros
                 .len()
                 .min(usize::try_from(self.bytes - written).unwrap_or(usize::MAX));

@@ -59,16 +59,11 @@ fn a_roll_takes_the_spare_and_the_segment_before_is_cut_to_its_last_record() {
     let end = logical_end(&bytes);
     assert!(end < 1024 && bytes[end..].iter().all(|&b| b == 0));
 
-    // Less than half full: no spare yet.
-    assert!(log.spare_work().is_none());
-
-    // Past half full, a spare is due; without running it, the next roll creates a segment
-    // as before, and the one before is cut to its last record.
+    // The roll took the spare, so the next one is due at once (its fill keeps pace with the
+    // log's writes); without running it, the next roll creates a segment as before, and the
+    // one before is cut to its last record.
+    assert!(log.spare_work().is_some(), "due once the spare is taken");
     let mut next = 4;
-    while log.spare_work().is_none() {
-        append_range(&mut log, next..next + 1);
-        next += 1;
-    }
     while segment_files(&disk, &dir()).len() < 2 {
         append_range(&mut log, next..next + 1);
         next += 1;
@@ -89,6 +84,66 @@ fn a_roll_takes_the_spare_and_the_segment_before_is_cut_to_its_last_record() {
     let (log, report) = open(&disk, opts);
     assert_eq!(report.torn_tail, None);
     check_all(&log, 1..=next - 1);
+}
+
+/// The length of the spare being filled (its temp file), 0 before it exists.
+fn filling_len(disk: &FaultyDisk) -> usize {
+    disk.file_bytes(&dir().join("spare.seg.tmp"))
+        .map_or(0, |b| b.len())
+}
+
+/// Waits (at most 10 s) until the spare being filled is `len` bytes long, then checks that it
+/// stays there while the log writes nothing more.
+fn fill_reaches_and_holds(disk: &FaultyDisk, len: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while filling_len(disk) < len {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck at {}",
+            filling_len(disk)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(filling_len(disk), len, "ran ahead of the log");
+}
+
+#[test]
+fn a_fill_keeps_pace_with_the_log_and_runs_at_most_twice_its_writes_ahead() {
+    const MIB: usize = 1 << 20;
+    let disk = FaultyDisk::new(4);
+    let opts = LogOptions {
+        segment_bytes: 8 * MIB as u64,
+        batch_bytes_max: 4 * MIB as u32,
+    };
+    let (mut log, _) = open(&disk, opts);
+    let fill = log.spare_work().expect("due with no segment");
+    let filler = std::thread::spawn(move || fill.run());
+
+    // The log writes nothing: the fill takes its head start of 1 MiB and waits.
+    fill_reaches_and_holds(&disk, MIB);
+
+    // The log writes 1 MiB (16 records of 64 KiB less their 16-byte headers): the fill may
+    // be 2 MiB past where it began, plus its head start.
+    let payload = vec![7u8; 64 * 1024 - 16];
+    let mut next = 1;
+    let mut write = |log: &mut SegmentLog, records: usize| {
+        for _ in 0..records {
+            log.append(&[(next, payload.as_slice())]).unwrap();
+            next += 1;
+        }
+    };
+    write(&mut log, 16);
+    fill_reaches_and_holds(&disk, 3 * MIB);
+
+    // 3 MiB more: 9 MiB allowed, past the spare's 8 MiB, so it completes and is ready.
+    write(&mut log, 48);
+    filler.join().unwrap().unwrap();
+    assert_eq!(
+        disk.file_bytes(&spare_path()).map(|b| b.len()),
+        Some(8 * MIB)
+    );
+    assert!(log.spare_work().is_none(), "a spare is ready");
 }
 
 #[test]
@@ -128,8 +183,8 @@ fn a_ready_spare_survives_a_restart_and_one_of_another_size_is_removed() {
     check_all(&log, 1..=2);
 }
 
-/// Builds a log whose one segment came from the spare and is past half full, with a second
-/// spare ready; returns it and the next index.
+/// Builds a log whose one segment came from the spare, with a second spare ready; returns it
+/// and the next index.
 fn log_about_to_roll(disk: &FaultyDisk, opts: LogOptions) -> (SegmentLog, u64) {
     let (mut log, _) = open(disk, opts);
     fill_spare(&mut log);
