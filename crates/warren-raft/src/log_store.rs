@@ -379,6 +379,10 @@ impl LogStore {
             committed_dirty: false,
             last_meta_save: Instant::now(),
             waiting: Vec::new(),
+            filler: Filler {
+                shared: shared.clone(),
+                thread: None,
+            },
             disk_worker: DiskWorker::start(shared.clone())?,
         };
         let handle = std::thread::Builder::new()
@@ -543,13 +547,54 @@ struct IoWorker {
     last_meta_save: Instant,
     /// Appends written but not yet synced: completed after the next fsync.
     waiting: Vec<IOFlushed<TypeConfig>>,
-    /// Runs the disk work of purges and spare segments.
+    /// Fills the spare segments.
+    filler: Filler,
+    /// Runs the disk work of purges.
     disk_worker: DiskWorker,
 }
 
+/// A thread per spare segment's fill (the backend's background work). Not the disk worker's:
+/// a fill keeps pace with the log's writes (`warren-storage`'s `spare`), so it lasts as long
+/// as the log takes to write half a segment, and a purge must not wait behind it. Dropped
+/// with the I/O thread: the fill is abandoned, then waited for (it sees that within one of
+/// its pauses), so the log is never reopened while a fill still writes.
+struct Filler {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Filler {
+    /// Runs `work` on a thread of its own; a failure fails the store, as any failed write
+    /// does. The backend hands out one fill at a time, so the previous one has ended.
+    fn start(&mut self, work: DiskWork) -> Result<(), BackendError> {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let shared = self.shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("warren-raft-fill".into())
+            .spawn(move || {
+                if let Err(e) = work() {
+                    shared.record_failure(&e);
+                }
+            })
+            .map_err(|e| BackendError(format!("cannot start the spare-fill thread: {e}")))?;
+        self.thread = Some(thread);
+        Ok(())
+    }
+}
+
+impl Drop for Filler {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            lock(&self.shared.log).abandon_background_work();
+            let _ = t.join();
+        }
+    }
+}
+
 /// A thread of its own for the log's slow disk work: a purge's (the purge point, the removal
-/// of whole segment files, a directory fsync), and filling the spare segment (64 MiB of
-/// zeros, fsynced). On a busy disk a purge that removed a 64 MiB segment took 29-34 ms, and
+/// of whole segment files, a directory fsync). On a busy disk a purge that removed a 64 MiB segment took 29-34 ms, and
 /// every append waited behind it when the I/O thread did it (a write stall at each
 /// snapshot). Works run in the order they were handed over; a failure fails the store, as
 /// any failed write does. Stopped (and waited for) with the I/O thread, so the log is never
@@ -658,8 +703,8 @@ impl IoWorker {
                     self.reply(done, r);
                 }
                 IoOp::Stop { done } => {
-                    // A spare being filled is not waited for (the disk worker is joined as
-                    // this thread returns).
+                    // A spare being filled is not waited for (its thread is joined as this
+                    // thread returns).
                     lock(&self.shared.log).abandon_background_work();
                     let r = self
                         .flush()
@@ -698,7 +743,7 @@ impl IoWorker {
         let mut log = lock(&self.shared.log);
         log.append(&records)?;
         if let Some(work) = log.background_work() {
-            self.disk_worker.run(work)?;
+            self.filler.start(work)?;
         }
         let mut recent = lock(&self.shared.recent);
         recent.written = entries.last().map(|e| e.log_id.index).or(recent.written);

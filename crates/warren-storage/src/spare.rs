@@ -48,9 +48,10 @@ const FILL_PAUSE: Duration = Duration::from_micros(1250);
 /// as allowed, a 64 MiB fill made about a third of paced writes (30k sets/s) wait 2-4 ms for
 /// the second it lasted, the largest part of their p99 (bench/RESULTS.md, session 8).
 const FILL_HEAD_START_BYTES: u64 = 1 << 20;
-/// The longest sleep of a fill waiting for the log to write more (a server with no writes
-/// has nothing to prepare a spare for, and its fill wakes this rarely).
-const FILL_WAIT_MAX: Duration = Duration::from_millis(250);
+/// The longest sleep of a fill waiting for the log to write more: a server with no writes
+/// has nothing to prepare a spare for, and its fill wakes this rarely; a stopping log waits
+/// at most this long for the fill to see that it was abandoned.
+const FILL_WAIT_MAX: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 enum State {
