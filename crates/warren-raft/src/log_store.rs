@@ -594,9 +594,9 @@ impl Drop for Filler {
 }
 
 /// A thread of its own for the log's slow disk work: a purge's (the purge point, the removal
-/// of whole segment files, a directory fsync). On a busy disk a purge that removed a 64 MiB segment took 29-34 ms, and
-/// every append waited behind it when the I/O thread did it (a write stall at each
-/// snapshot). Works run in the order they were handed over; a failure fails the store, as
+/// of whole segment files, a directory fsync). On a busy disk a purge that removed a 64 MiB
+/// segment took 29-34 ms, and every append waited behind it when the I/O thread did it (a
+/// write stall at each snapshot). Works run in the order they were handed over; a failure fails the store, as
 /// any failed write does. Stopped (and waited for) with the I/O thread, so the log is never
 /// reopened while a purge still removes files.
 struct DiskWorker {
