@@ -142,9 +142,9 @@ pub struct SpareFill {
 }
 
 impl SpareFill {
-    /// Writes `spare.seg.tmp` full of zeros in steps of [`FILL_STEP_BYTES`], each
-    /// fdatasynced, paced by the log's own writes ([`FILL_HEAD_START_BYTES`]) and never
-    /// faster than one step per [`FILL_PAUSE`]; fsyncs it, renames it to `spare.seg` and hands
+    /// Writes `spare.seg.tmp` full of zeros in steps of `FILL_STEP_BYTES`, each
+    /// fdatasynced, paced by the log's own writes (`FILL_HEAD_START_BYTES`) and never
+    /// faster than one step per `FILL_PAUSE`; fsyncs it, renames it to `spare.seg` and hands
     /// it to the log. If the log is stopping, gives up quietly (open removes the temp file).
     /// On an error the log gets no spare; the caller must treat the error as a failed write
     /// of the log.
