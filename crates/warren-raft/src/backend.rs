@@ -18,8 +18,9 @@ pub struct BackendError(pub String);
 /// Shorthand for backend results.
 pub type BackendResult<T> = Result<T, BackendError>;
 
-/// Disk work the log's I/O thread hands to a thread of its own, run in order: a purge's (see
-/// [`LogBackend::purge_to`]) or a spare segment's (see [`LogBackend::background_work`]).
+/// Disk work the log's I/O thread hands off: a purge's (see [`LogBackend::purge_to`]), run in
+/// order on the disk-work thread, or a spare segment's (see [`LogBackend::background_work`]),
+/// run on a thread of its own.
 pub type DiskWork = Box<dyn FnOnce() -> BackendResult<()> + Send>;
 
 /// The Raft log: `(index, bytes)` records with contiguous indexes.
@@ -39,8 +40,10 @@ pub trait LogBackend: Send + 'static {
     /// point, saved first, says they are to be cut again).
     fn purge_to(&mut self, index: u64) -> BackendResult<Option<DiskWork>>;
     /// Disk work that makes later writes cheaper, when some is due (the real log: filling
-    /// the zero-filled spare its next segment will be made from). The caller runs it off its
-    /// I/O thread, like a purge's; a failure is a failed write of the log.
+    /// the zero-filled spare its next segment will be made from, at the pace of the log's
+    /// writes, so it may last long). The caller runs it on a thread of its own, not behind
+    /// or ahead of purges, and calls [`LogBackend::abandon_background_work`] before waiting
+    /// for it; a failure is a failed write of the log.
     fn background_work(&mut self) -> Option<DiskWork> {
         None
     }
