@@ -159,6 +159,9 @@ struct Shared {
     recent: Mutex<Recent>,
     /// The last vote saved durably.
     vote: Mutex<Option<Vote>>,
+    /// The newest committed log id openraft reported; every meta save writes it (the I/O
+    /// thread is woken for it alone at most once per `COMMITTED_SAVE_INTERVAL`).
+    committed: Mutex<Option<LogId>>,
     /// The first storage error; set once, never cleared.
     failure: Mutex<Option<String>>,
     counters: Arc<IoCounters>,
@@ -264,7 +267,9 @@ enum IoOp {
         vote: Vote,
         done: oneshot::Sender<io::Result<()>>,
     },
-    SaveCommitted(Option<LogId>),
+    /// The committed log id in `Shared` changed: save it if none was saved for
+    /// `COMMITTED_SAVE_INTERVAL`.
+    SaveCommitted,
     Truncate {
         from: u64,
         done: oneshot::Sender<io::Result<()>>,
@@ -285,6 +290,8 @@ pub(crate) struct LogStore {
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     committed: Option<LogId>,
+    /// When the I/O thread was last woken to save the committed log id.
+    committed_woken: Option<Instant>,
 }
 
 /// Joins the I/O thread on shutdown.
@@ -368,6 +375,7 @@ impl LogStore {
                 ..Recent::default()
             }),
             vote: Mutex::new(hard.vote),
+            committed: Mutex::new(hard.committed),
             failure: Mutex::new(None),
             counters,
         });
@@ -376,7 +384,6 @@ impl LogStore {
             shared: shared.clone(),
             meta,
             hard: hard.clone(),
-            committed_dirty: false,
             last_meta_save: Instant::now(),
             waiting: Vec::new(),
             filler: Filler {
@@ -395,6 +402,7 @@ impl LogStore {
             last_log_id,
             last_purged: hard.purged,
             committed: hard.committed,
+            committed_woken: None,
         };
         let io = IoThread {
             tx,
@@ -481,8 +489,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Err(e);
         }
         self.committed = committed;
+        *lock(&self.shared.committed) = committed;
+        // The id is only a hint for the next start (a restarted node learns what is
+        // committed from its leader, or by committing again), so it is saved at most once
+        // a second. Waking the I/O thread at every commit cost it a context switch per
+        // fsync; now it is woken once per interval, and any meta save it does meanwhile (a
+        // vote, a purge, the stop) writes the newest id too.
+        if self
+            .committed_woken
+            .is_some_and(|t| t.elapsed() < COMMITTED_SAVE_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.committed_woken = Some(Instant::now());
         self.tx
-            .send(IoOp::SaveCommitted(committed))
+            .send(IoOp::SaveCommitted)
             .await
             .map_err(|_| io::Error::other("log I/O thread stopped"))
     }
@@ -543,7 +564,6 @@ struct IoWorker {
     shared: Arc<Shared>,
     meta: Box<dyn MetaBackend>,
     hard: HardState,
-    committed_dirty: bool,
     last_meta_save: Instant,
     /// Appends written but not yet synced: completed after the next fsync.
     waiting: Vec<IOFlushed<TypeConfig>>,
@@ -680,10 +700,7 @@ impl IoWorker {
                         self.fail(e);
                     }
                 }
-                IoOp::SaveCommitted(c) => {
-                    self.hard.committed = c;
-                    self.committed_dirty = true;
-                }
+                IoOp::SaveCommitted => {}
                 IoOp::SaveVote { vote, done } => {
                     let r = self.flush().and_then(|()| {
                         self.hard.vote = Some(vote);
@@ -792,16 +809,17 @@ impl IoWorker {
         Ok(())
     }
 
+    /// Saves the vote, the purge point and the newest committed log id.
     fn save_meta(&mut self) -> Result<(), BackendError> {
+        self.hard.committed = *lock(&self.shared.committed);
         self.meta.save(&codec::encode_hard_state(&self.hard))?;
-        self.committed_dirty = false;
         self.last_meta_save = Instant::now();
         Ok(())
     }
 
     fn save_committed_if_dirty(&mut self, now: bool) -> Result<(), BackendError> {
-        if self.committed_dirty && (now || self.last_meta_save.elapsed() >= COMMITTED_SAVE_INTERVAL)
-        {
+        let dirty = *lock(&self.shared.committed) != self.hard.committed;
+        if dirty && (now || self.last_meta_save.elapsed() >= COMMITTED_SAVE_INTERVAL) {
             self.save_meta()?;
         }
         Ok(())
@@ -825,7 +843,7 @@ fn fail_op(op: IoOp, e: io::Error) {
         | IoOp::Stop { done } => {
             let _ = done.send(Err(e));
         }
-        IoOp::SaveCommitted(_) => {}
+        IoOp::SaveCommitted => {}
     }
 }
 

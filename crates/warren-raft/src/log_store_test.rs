@@ -125,3 +125,44 @@ async fn appends_complete_only_after_their_fsync_and_share_it() {
     assert_eq!(all[0], entry(11));
     io.stop().await.unwrap();
 }
+
+/// The committed log id is a hint for the next start: commits wake the I/O thread for it at
+/// most once per `COMMITTED_SAVE_INTERVAL`, yet every meta save (here a purge's) and the
+/// stop write the newest id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_meta_save_and_the_stop_write_the_newest_committed_id() {
+    let mem = MemBackend::new();
+    let saved = || {
+        mem.backends()
+            .meta
+            .load()
+            .unwrap()
+            .and_then(|b| crate::codec::decode_hard_state(&b).unwrap().committed)
+    };
+    let b = mem.backends();
+    let (mut store, io) = LogStore::open(b.log, b.meta, Arc::new(IoCounters::default())).unwrap();
+    for i in 1..=10 {
+        let (tx, rx) = TypeConfig::oneshot();
+        store
+            .append([entry(i)], IOFlushed::signal(tx))
+            .await
+            .unwrap();
+        rx.await.unwrap().unwrap();
+    }
+    // The first wakes the I/O thread, the next ones come within the interval and do not.
+    for i in [3, 5] {
+        store.save_committed(Some(log_id(1, i))).await.unwrap();
+    }
+    store.purge(log_id(1, 2)).await.unwrap();
+    assert_eq!(saved(), Some(log_id(1, 5)), "a purge saves the newest id");
+    store.save_committed(Some(log_id(1, 7))).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 7)));
+    io.stop().await.unwrap();
+    assert_eq!(saved(), Some(log_id(1, 7)), "the stop saves the newest id");
+    drop(store);
+
+    let b = mem.backends();
+    let (mut store, io) = LogStore::open(b.log, b.meta, Arc::new(IoCounters::default())).unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 7)));
+    io.stop().await.unwrap();
+}
