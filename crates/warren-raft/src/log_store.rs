@@ -809,15 +809,26 @@ impl IoWorker {
         Ok(())
     }
 
-    /// Saves the vote, the purge point and the newest committed log id.
+    /// Saves the vote, the purge point and the newest committed log id this log holds.
+    /// Every caller has just flushed, so everything written is durable.
     fn save_meta(&mut self) -> Result<(), BackendError> {
-        self.hard.committed = *lock(&self.shared.committed);
+        // Never a committed id past the log's durable end: a restart re-applies the log up
+        // to it. A leader can learn that an entry is committed (its followers have it)
+        // before its own append of that entry is written; the id waits for a later save.
+        let newest = *lock(&self.shared.committed);
+        if newest.map(|c| c.index) <= lock(&self.shared.recent).written {
+            self.hard.committed = newest;
+        }
         self.meta.save(&codec::encode_hard_state(&self.hard))?;
         self.last_meta_save = Instant::now();
         Ok(())
     }
 
     fn save_committed_if_dirty(&mut self, now: bool) -> Result<(), BackendError> {
+        // After a failed flush what was written may not be durable: save nothing more.
+        if self.shared.failed().is_some() {
+            return Ok(());
+        }
         let dirty = *lock(&self.shared.committed) != self.hard.committed;
         if dirty && (now || self.last_meta_save.elapsed() >= COMMITTED_SAVE_INTERVAL) {
             self.save_meta()?;

@@ -128,7 +128,7 @@ async fn appends_complete_only_after_their_fsync_and_share_it() {
 
 /// The committed log id is a hint for the next start: commits wake the I/O thread for it at
 /// most once per `COMMITTED_SAVE_INTERVAL`, yet every meta save (here a purge's) and the
-/// stop write the newest id.
+/// stop write the newest id the log holds durably.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_meta_save_and_the_stop_write_the_newest_committed_id() {
     let mem = MemBackend::new();
@@ -155,14 +155,30 @@ async fn every_meta_save_and_the_stop_write_the_newest_committed_id() {
     }
     store.purge(log_id(1, 2)).await.unwrap();
     assert_eq!(saved(), Some(log_id(1, 5)), "a purge saves the newest id");
-    store.save_committed(Some(log_id(1, 7))).await.unwrap();
-    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 7)));
+    // Committed past what this log holds (a leader whose followers have entries it has not
+    // written yet): not saved until the log holds it, or a restart could not re-apply it.
+    store.save_committed(Some(log_id(1, 12))).await.unwrap();
+    store.purge(log_id(1, 3)).await.unwrap();
+    assert_eq!(
+        saved(),
+        Some(log_id(1, 5)),
+        "never past the log's durable end"
+    );
+    for i in 11..=12 {
+        let (tx, rx) = TypeConfig::oneshot();
+        store
+            .append([entry(i)], IOFlushed::signal(tx))
+            .await
+            .unwrap();
+        rx.await.unwrap().unwrap();
+    }
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 12)));
     io.stop().await.unwrap();
-    assert_eq!(saved(), Some(log_id(1, 7)), "the stop saves the newest id");
+    assert_eq!(saved(), Some(log_id(1, 12)), "the stop saves the newest id");
     drop(store);
 
     let b = mem.backends();
     let (mut store, io) = LogStore::open(b.log, b.meta, Arc::new(IoCounters::default())).unwrap();
-    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 7)));
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 12)));
     io.stop().await.unwrap();
 }
