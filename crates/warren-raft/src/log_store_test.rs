@@ -126,6 +126,18 @@ async fn appends_complete_only_after_their_fsync_and_share_it() {
     io.stop().await.unwrap();
 }
 
+/// Appends these entries one at a time, each waited for until durable.
+async fn append_durably(store: &mut LogStore, indexes: std::ops::RangeInclusive<u64>) {
+    for i in indexes {
+        let (tx, rx) = TypeConfig::oneshot();
+        store
+            .append([entry(i)], IOFlushed::signal(tx))
+            .await
+            .unwrap();
+        rx.await.unwrap().unwrap();
+    }
+}
+
 /// The committed log id is a hint for the next start: commits wake the I/O thread for it at
 /// most once per `COMMITTED_SAVE_INTERVAL`, yet every meta save (here a purge's) and the
 /// stop write the newest id the log holds durably.
@@ -141,14 +153,7 @@ async fn every_meta_save_and_the_stop_write_the_newest_committed_id() {
     };
     let b = mem.backends();
     let (mut store, io) = LogStore::open(b.log, b.meta, Arc::new(IoCounters::default())).unwrap();
-    for i in 1..=10 {
-        let (tx, rx) = TypeConfig::oneshot();
-        store
-            .append([entry(i)], IOFlushed::signal(tx))
-            .await
-            .unwrap();
-        rx.await.unwrap().unwrap();
-    }
+    append_durably(&mut store, 1..=10).await;
     // The first wakes the I/O thread, the next ones come within the interval and do not.
     for i in [3, 5] {
         store.save_committed(Some(log_id(1, i))).await.unwrap();
@@ -164,14 +169,7 @@ async fn every_meta_save_and_the_stop_write_the_newest_committed_id() {
         Some(log_id(1, 5)),
         "never past the log's durable end"
     );
-    for i in 11..=12 {
-        let (tx, rx) = TypeConfig::oneshot();
-        store
-            .append([entry(i)], IOFlushed::signal(tx))
-            .await
-            .unwrap();
-        rx.await.unwrap().unwrap();
-    }
+    append_durably(&mut store, 11..=12).await;
     assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 12)));
     io.stop().await.unwrap();
     assert_eq!(saved(), Some(log_id(1, 12)), "the stop saves the newest id");
