@@ -61,11 +61,6 @@ else
 fi
 LOAD_MULTI=10          # creates per multi when loading (so both servers reach snapCount)
 LAT_FRACTION=0.5       # offered load for the p99 runs: this share of the slower server's ops/s
-# Client worker threads of the p99 runs (the throughput runs keep bench's default, 1, to leave
-# the server the other core). Paced, one client thread queued the replies of both servers
-# behind its own sends: warren's get p99 at 29k/s was 3.19 / 3.05 ms with 1, 1.49 / 1.90 ms
-# with 2 (bench/RESULTS.md, session 9).
-LAT_CLIENT_THREADS=2
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/warren/target}
 JAVA=${JAVA:-java}
@@ -243,8 +238,8 @@ for w in $TARGET_WORKLOADS; do RATE[$w]=$(offered_rate "$w"); done
 for round in $(seq "$ROUNDS"); do
     log "latency round $round of $ROUNDS (same offered load for both)"
     for w in $TARGET_WORKLOADS; do
-        bench_run warren "127.0.0.1:$WPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}" --threads "$LAT_CLIENT_THREADS"
-        bench_run zk "127.0.0.1:$ZPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}" --threads "$LAT_CLIENT_THREADS"
+        bench_run warren "127.0.0.1:$WPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
+        bench_run zk "127.0.0.1:$ZPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
     done
 done
 stop_server warren
@@ -365,8 +360,8 @@ if [ "$ENSEMBLE" = 1 ]; then
     for round in $(seq "$ROUNDS"); do
         log "ensemble latency round $round of $ROUNDS (same offered load for both)"
         for w in $TARGET_WORKLOADS; do
-            bench_run warren "$WADDRS" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}" --threads "$LAT_CLIENT_THREADS"
-            bench_run zk "$ZADDRS" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}" --threads "$LAT_CLIENT_THREADS"
+            bench_run warren "$WADDRS" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
+            bench_run zk "$ZADDRS" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
         done
     done
     for name in "${!PIDS[@]}"; do stop_server "$name"; done
@@ -382,7 +377,7 @@ export REPORT_ZK="Apache ZooKeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/
 export REPORT_SETTINGS="standalone; fsync on (ZooKeeper forceSync=yes, its default; warren always fsyncs); tickTime=$TICK_MS; snapCount=$SNAP_COUNT; maxClientCnxns=0; data dirs side by side under $WORK; ZooKeeper JVM -Xmx$ZK_HEAP (default G1 collector), NIO connection factory, log level warn; warren WARREN_LOG=warn"
 export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput; before each run, a wait (at most ${SETTLE_MAX_S}s) until every server up is idle: under $((SETTLE_CPU_TICKS * 2))% of one core together over 0.5 s and at most $((SETTLE_DIRTY_KB / 1024)) MiB of dirty page cache"
 export REPORT_CMD="bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick') (rounds $ROUNDS)"
-export REPORT_BENCH_CMD="warren bench --server 127.0.0.1:PORT --workload W ${COMMON[*]} --duration $DURATION [--rate R --threads $LAT_CLIENT_THREADS]"
+export REPORT_BENCH_CMD="warren bench --server 127.0.0.1:PORT --workload W ${COMMON[*]} --duration $DURATION [--rate R]"
 export REPORT_ENSEMBLE="3 warren servers (\`warren server --config zoo.cfg --id N\`) and 3 ZooKeeper servers (QuorumPeerMain, -Xmx$ENSEMBLE_HEAP each), one zoo.cfg format for both (server.N=127.0.0.1:quorumPort:electionPort;127.0.0.1:clientPort, tickTime=$TICK_MS, initLimit=10, syncLimit=5, snapCount=$SNAP_COUNT), both ensembles up for the whole phase, sessions spread round-robin over the 3 client ports (\`--server a,b,c\`), $ROUNDS round(s) alternating"
 export REPORT_LOAD_CMD="warren bench --server 127.0.0.1:PORT --workload load --ops $LOAD_ZNODES --multi-ops $LOAD_MULTI --sessions 4 --depth 32 --value-size $VALUE_SIZE --prefix /load --warmup 0s"
 python3 "$REPO/bench/report.py" "$RUNS" "$MEM" "$OUT"
