@@ -289,7 +289,6 @@ pub(crate) struct LogStore {
     tx: mpsc::Sender<IoOp>,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
-    committed: Option<LogId>,
     /// When the I/O thread was last woken to save the committed log id.
     committed_woken: Option<Instant>,
 }
@@ -401,7 +400,6 @@ impl LogStore {
             tx: tx.clone(),
             last_log_id,
             last_purged: hard.purged,
-            committed: hard.committed,
             committed_woken: None,
         };
         let io = IoThread {
@@ -488,7 +486,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if let Some(e) = self.shared.failed() {
             return Err(e);
         }
-        self.committed = committed;
         *lock(&self.shared.committed) = committed;
         // The id is only a hint for the next start (a restarted node learns what is
         // committed from its leader, or by committing again), so it is saved at most once
@@ -509,7 +506,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.committed)
+        Ok(*lock(&self.shared.committed))
     }
 
     async fn append<I>(
@@ -809,16 +806,23 @@ impl IoWorker {
         Ok(())
     }
 
-    /// Saves the vote, the purge point and the newest committed log id this log holds.
-    /// Every caller has just flushed, so everything written is durable.
-    fn save_meta(&mut self) -> Result<(), BackendError> {
-        // Never a committed id past the log's durable end: a restart re-applies the log up
-        // to it. A leader can learn that an entry is committed (its followers have it)
-        // before its own append of that entry is written; the id waits for a later save.
+    /// The committed log id a meta save may write: the newest, unless it is past the log's
+    /// durable end (every meta save follows a flush, so all that is written is durable). A
+    /// restart re-applies the log up to the saved id, and a leader can learn that an entry
+    /// is committed (its followers have it) before its own append of it is written; then
+    /// the id saved last stays until the log holds the newest.
+    fn committed_to_save(&self) -> Option<LogId> {
         let newest = *lock(&self.shared.committed);
         if newest.map(|c| c.index) <= lock(&self.shared.recent).written {
-            self.hard.committed = newest;
+            newest
+        } else {
+            self.hard.committed
         }
+    }
+
+    /// Saves the vote, the purge point and the committed log id (`committed_to_save`).
+    fn save_meta(&mut self) -> Result<(), BackendError> {
+        self.hard.committed = self.committed_to_save();
         self.meta.save(&codec::encode_hard_state(&self.hard))?;
         self.last_meta_save = Instant::now();
         Ok(())
@@ -829,7 +833,7 @@ impl IoWorker {
         if self.shared.failed().is_some() {
             return Ok(());
         }
-        let dirty = *lock(&self.shared.committed) != self.hard.committed;
+        let dirty = self.committed_to_save() != self.hard.committed;
         if dirty && (now || self.last_meta_save.elapsed() >= COMMITTED_SAVE_INTERVAL) {
             self.save_meta()?;
         }
