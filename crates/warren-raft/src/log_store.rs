@@ -684,18 +684,26 @@ impl IoWorker {
     /// Runs the batch in order; true when the thread must stop.
     fn run_batch(&mut self, batch: &mut Vec<IoOp>) -> bool {
         let mut stop = false;
+        // The entries of consecutive appends, written together: one write call (one
+        // `pwrite`) for all the appends queued behind an fsync, not one each. Paced writes
+        // arrive as one small append each, about nine per fsync at 18k sets/s.
+        let mut unwritten: Vec<Entry> = Vec::new();
         for op in batch.drain(..) {
+            if !matches!(op, IoOp::Append { .. } | IoOp::SaveCommitted) {
+                self.write_all(&mut unwritten);
+            }
             if let Some(e) = self.shared.failed() {
                 stop |= matches!(op, IoOp::Stop { .. });
                 fail_op(op, e);
                 continue;
             }
             match op {
-                IoOp::Append { entries, callback } => {
+                IoOp::Append {
+                    mut entries,
+                    callback,
+                } => {
                     self.waiting.push(callback);
-                    if let Err(e) = self.write(&entries) {
-                        self.fail(e);
-                    }
+                    unwritten.append(&mut entries);
                 }
                 IoOp::SaveCommitted => {}
                 IoOp::SaveVote { vote, done } => {
@@ -728,6 +736,7 @@ impl IoWorker {
                 }
             }
         }
+        self.write_all(&mut unwritten);
         if !stop {
             if let Err(e) = self.flush() {
                 self.fail(e);
@@ -745,6 +754,18 @@ impl IoWorker {
             to_io(e)
         });
         let _ = done.send(r);
+    }
+
+    /// [`write`](Self::write)s `entries` and empties it; a failure fails every waiting append.
+    fn write_all(&mut self, entries: &mut Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let r = self.write(entries);
+        entries.clear();
+        if let Err(e) = r {
+            self.fail(e);
+        }
     }
 
     /// Writes entries to the backend (not yet durable) and trims the in-memory tail.
