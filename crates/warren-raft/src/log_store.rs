@@ -686,7 +686,7 @@ impl IoWorker {
         let mut stop = false;
         // The entries of consecutive appends, written together: one write call (one
         // `pwrite`) for all the appends queued behind an fsync, not one each. Paced writes
-        // arrive as one small append each, about nine per fsync at 18k sets/s.
+        // arrive as one small append each, about five per fsync at 18k sets/s.
         let mut unwritten: Vec<Entry> = Vec::new();
         for op in batch.drain(..) {
             if !matches!(op, IoOp::Append { .. } | IoOp::SaveCommitted) {
