@@ -114,6 +114,13 @@ pub struct BenchArgs {
     /// Skip deleting the run's znodes at the end.
     #[arg(long)]
     pub keep: bool,
+    /// Write every measured op to this file, one line each: its start (the due time when
+    /// paced), when it was sent and when its reply came, in microseconds from the first
+    /// op's start. The first line, `# monotonic SECONDS`, gives that zero on
+    /// CLOCK_MONOTONIC, so that stalls can be lined up with `perf sched timehist`
+    /// (`bench/gaps.py` does both). Pipelined workloads only.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
 }
 
 /// Parses `250ms`, `10s`, `2m`, or a bare number of seconds (fractions allowed).
@@ -184,6 +191,9 @@ impl BenchArgs {
             if matches!(self.workload, Workload::Watch | Workload::Session) {
                 return Err("--rate paces the pipelined workloads, not watch or session".into());
             }
+        }
+        if self.trace.is_some() && matches!(self.workload, Workload::Watch | Workload::Session) {
+            return Err("--trace records the pipelined workloads, not watch or session".into());
         }
         if !self.prefix.starts_with('/') || (self.prefix.len() > 1 && self.prefix.ends_with('/')) {
             return Err("--prefix must be an absolute znode path".into());

@@ -133,6 +133,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     for r in &results {
         stats.merge(&r.stats);
     }
+    if let Some(path) = &args.trace {
+        write_trace(path, &results).with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.workload != Workload::Load && !args.keep {
         workload::delete_tree(&mut admin, &layout.base)
             .await
@@ -140,6 +143,34 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     }
     let _ = admin.close().await;
     Ok(Report::new(&args, layout.base.clone(), &stats, elapsed))
+}
+
+/// Writes the `--trace` file: every session's measured ops, by start time.
+fn write_trace(path: &std::path::Path, results: &[SessionResult]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut ops: Vec<runner::OpTimes> = results
+        .iter()
+        .flat_map(|r| r.trace.iter().copied())
+        .collect();
+    ops.sort_by_key(|o| o.start);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    if let Some(zero) = ops.first().map(|o| o.start) {
+        // CLOCK_MONOTONIC now, less the time since `zero` (tokio's clock is that clock).
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
+        let mono = Duration::from(now).saturating_sub(zero.elapsed());
+        writeln!(
+            out,
+            "# monotonic {}.{:09}",
+            mono.as_secs(),
+            mono.subsec_nanos()
+        )?;
+        let us = |t: Instant| (t - zero).as_micros();
+        for o in &ops {
+            writeln!(out, "{} {} {}", us(o.start), us(o.sent), us(o.done))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Starts the sessions; `paces` gives each pipelined session its due times under `--rate`

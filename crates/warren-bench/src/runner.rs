@@ -203,6 +203,19 @@ pub struct SessionResult {
     pub stats: Stats,
     /// When its last measured op completed.
     pub last_completion: Option<Instant>,
+    /// Its measured ops, when `--trace` is on.
+    pub trace: Vec<OpTimes>,
+}
+
+/// When one op started (its due time when paced), was sent and completed (`--trace`).
+#[derive(Debug, Clone, Copy)]
+pub struct OpTimes {
+    /// Its due time (paced) or its send (closed loop): where its latency starts.
+    pub start: Instant,
+    /// When the write carrying it returned.
+    pub sent: Instant,
+    /// When its reply was read.
+    pub done: Instant,
 }
 
 /// One request in flight.
@@ -214,6 +227,8 @@ struct InFlight {
     start: Instant,
     /// Sent in the measure phase.
     measured: bool,
+    /// When its bytes were handed to the socket (`--trace`).
+    sent: Option<Instant>,
 }
 
 /// Everything a session task needs.
@@ -325,6 +340,7 @@ async fn drive(
                 kind,
                 start,
                 measured,
+                sent: None,
             });
         }
         if inflight.is_empty() && !stopping && now.duration_since(last_sent) > ping_after {
@@ -334,11 +350,18 @@ async fn drive(
                 kind: OpKind::Ping,
                 start: now,
                 measured: false,
+                sent: None,
             });
         }
         if conn.has_queued() {
             conn.flush().await?;
             last_sent = now;
+            if ctx.args.trace.is_some() {
+                let sent = Instant::now();
+                for f in inflight.iter_mut().rev().take_while(|f| f.sent.is_none()) {
+                    f.sent = Some(sent);
+                }
+            }
         }
         if inflight.is_empty() && stopping {
             return Ok(());
@@ -401,7 +424,16 @@ fn complete(
     counted.fetch_add(1, Ordering::Relaxed);
     if f.measured && ctx.ctl.phase() != Phase::Stop {
         match result {
-            Ok(()) => res.stats.record(done - f.start),
+            Ok(()) => {
+                res.stats.record(done - f.start);
+                if ctx.args.trace.is_some() {
+                    res.trace.push(OpTimes {
+                        start: f.start,
+                        sent: f.sent.unwrap_or(done),
+                        done,
+                    });
+                }
+            }
             Err(code) => res.stats.zk_error(code),
         }
         res.last_completion = Some(done);

@@ -114,6 +114,54 @@ fn every_workload_completes_its_ops_and_cleans_up() {
         assert_eq!(rt.block_on(exists(&addr, &report.base)), ErrorCode::NoNode);
     }
 
+    // --trace: a monotonic zero, then one line per measured op (start <= sent <= done, in
+    // start order), paced and closed loop alike.
+    let traces = tempfile::tempdir().unwrap();
+    for paced in [true, false] {
+        let path = traces.path().join(format!("trace-{paced}.txt"));
+        let path_arg = path.to_str().unwrap().to_owned();
+        let mut argv = vec![
+            "--workload",
+            "set",
+            "--ops",
+            "200",
+            "--sessions",
+            "4",
+            "--depth",
+            "4",
+            "--trace",
+            &path_arg,
+        ];
+        if paced {
+            argv.extend_from_slice(&["--rate", "2000"]);
+        }
+        let report = rt.block_on(warren_bench::run(args(&addr, &argv))).unwrap();
+        assert_eq!(report.errors, 0);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        let zero = lines.next().unwrap().strip_prefix("# monotonic ").unwrap();
+        assert!(zero.parse::<f64>().unwrap() > 0.0, "{zero}");
+        let ops: Vec<[u64; 3]> = lines
+            .map(|l| {
+                let v: Vec<u64> = l.split(' ').map(|x| x.parse().unwrap()).collect();
+                [v[0], v[1], v[2]]
+            })
+            .collect();
+        assert_eq!(ops.len(), 200, "paced {paced}: one line per measured op");
+        assert_eq!(ops[0][0], 0, "times count from the first op's start");
+        for w in ops.windows(2) {
+            assert!(w[0][0] <= w[1][0], "in start order: {w:?}");
+        }
+        for o in &ops {
+            assert!(o[0] <= o[1] && o[1] <= o[2], "start <= sent <= done: {o:?}");
+        }
+        if paced {
+            // 200 ops at 2000/s are due over about 0.1 s.
+            let last_due = ops[199][0];
+            assert!((90_000..=110_000).contains(&last_due), "{last_due}");
+        }
+    }
+
     // load counts znodes in --ops and keeps them; ready then finds its prefix.
     let a = args(
         &addr,
