@@ -114,9 +114,9 @@ pub struct BenchArgs {
     /// Skip deleting the run's znodes at the end.
     #[arg(long)]
     pub keep: bool,
-    /// Write every measured op to this file, one line each: its start (the due time when
-    /// paced), when it was sent and when its reply came, in microseconds from the first
-    /// op's start. The first line, `# monotonic SECONDS`, gives that zero on
+    /// Write every measured op that succeeded to this file, one line each: its start (the
+    /// due time when paced), when it was sent and when its reply came, in microseconds from
+    /// the first op's start. The first line, `# monotonic SECONDS`, gives that zero on
     /// CLOCK_MONOTONIC, so that stalls can be lined up with `perf sched timehist`
     /// (`bench/gaps.py` does both). Pipelined workloads only.
     #[arg(long, value_name = "FILE")]
