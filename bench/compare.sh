@@ -17,7 +17,8 @@
 # 3-server ensembles on loopback (warren and ZooKeeper, each server with its own data dir),
 # the sessions of each run spread over the three servers.
 #
-# Options: --quick, --rounds N, --out FILE, --keep-work (keep data dirs and logs),
+# Options: --quick, --rounds N, --out FILE, --keep-work (keep data dirs, logs and the p99
+# runs' `warren bench --trace` files, for bench/gaps.py),
 # --no-ensemble (standalone only).
 # Environment: CARGO_TARGET_DIR (default ~/.cache/warren/target), BENCH_WORK (work dir,
 # default a new one under /var/tmp), JAVA (default java), ZOOKEEPER_CLASSPATH.
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift ;;
         --keep-work) KEEP_WORK=1 ;;
         --no-ensemble) ENSEMBLE=0 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -193,15 +194,23 @@ settle() {
 SETUP=standalone
 bench_run() {
     local kind=$1 addrs=$2 round=$3 mode=$4 workload=$5; shift 5
-    local out
+    local out trace=() tfile=""
+    if [ "$mode" = latency ]; then
+        # Every op's times, for bench/gaps.py (kept with --keep-work).
+        tfile="$WORK/trace-$SETUP-r$round-$kind-$workload.txt"
+        trace=(--trace "$tfile")
+    fi
     settle
     out=$("$WARREN" bench --server "$addrs" --workload "$workload" "${COMMON[@]}" \
-        "$@" 2>>"$WORK/bench.log") || { log "bench $workload against $kind failed"; return 1; }
+        "${trace[@]}" "$@" 2>>"$WORK/bench.log") || { log "bench $workload against $kind failed"; return 1; }
     printf '{"server":"%s","setup":"%s","round":%s,"mode":"%s","settled_s":%s,"report":%s}\n' \
         "$kind" "$SETUP" "$round" "$mode" "$SETTLED_S" "$out" >>"$RUNS"
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); l=r["latency"]
 print("%-10s %-9s %-8s %10.0f ops/s  p50 %7.3f  p99 %7.3f ms  errors %d  (settled %ss)" % (sys.argv[3], sys.argv[2], r["workload"], r["ops_per_s"], l["p50_ms"], l["p99_ms"], r["errors"], sys.argv[4]))' \
         "$out" "$kind" "$SETUP" "$SETTLED_S" >&2
+    if [ -n "$tfile" ]; then
+        { python3 "$REPO/bench/gaps.py" "$tfile" || true; } | sed -n 's/^/           /; 5,6p' >&2
+    fi
 }
 
 WPORT=$(free_port); ZPORT=$(free_port)
