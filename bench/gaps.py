@@ -18,6 +18,7 @@ Standard library only.
 """
 import bisect
 import re
+import signal
 import sys
 
 GAP_MS = 1.5
@@ -107,4 +108,5 @@ def main():
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends it quietly
     main()
