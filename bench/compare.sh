@@ -209,7 +209,7 @@ bench_run() {
 print("%-10s %-9s %-8s %10.0f ops/s  p50 %7.3f  p99 %7.3f ms  errors %d  (settled %ss)" % (sys.argv[3], sys.argv[2], r["workload"], r["ops_per_s"], l["p50_ms"], l["p99_ms"], r["errors"], sys.argv[4]))' \
         "$out" "$kind" "$SETUP" "$SETTLED_S" >&2
     if [ -n "$tfile" ]; then
-        { python3 "$REPO/bench/gaps.py" "$tfile" || true; } | sed -n 's/^/           /; 5,6p' >&2
+        { python3 "$REPO/bench/gaps.py" "$tfile" || true; } | sed -n '/^\(gaps\|p99\) /s/^/           /p' >&2
     fi
 }
 

@@ -12,9 +12,9 @@ and the client's reading), the "gaps" (stretches of GAP_MS or more in which no r
 arrived at all), p99 with and without the ops due near a gap, and, for each gap inside
 the scheduler trace, the threads that ran for 0.3 ms or more through it and the threads
 that waited 0.5 ms or more for a CPU (perf's "sch delay"). Below about 2,000 replies a
-second, 1.5 ms without one is no longer unusual: read the count against the rate. The trace's first line gives
-its zero on CLOCK_MONOTONIC, the clock of perf's timestamps on this project's machines.
-Standard library only.
+second, 1.5 ms without one is no longer unusual: read the count against the rate. The
+trace's first line gives its zero on CLOCK_MONOTONIC, the clock of perf's timestamps on
+this project's machines. Standard library only.
 """
 import bisect
 import re
