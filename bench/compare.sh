@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # warren against Apache ZooKeeper 3.8, side by side, in one command:
 #
-#   bench/compare.sh            # the full comparison (~25 minutes on 2 cores)
+#   bench/compare.sh            # the full comparison (~30 minutes on 2 cores)
 #   bench/compare.sh --quick    # a smoke test of the same steps (~2 minutes)
 #
 # It installs Debian's `zookeeper` package when missing, builds warren (release), starts
@@ -17,11 +17,12 @@
 # 3-server ensembles on loopback (warren and ZooKeeper, each server with its own data dir),
 # the sessions of each run spread over the three servers.
 #
-# Options: --quick, --rounds N, --out FILE, --keep-work (keep data dirs, logs and the p99
-# runs' `warren bench --trace` files, for bench/gaps.py),
+# Options: --quick, --rounds N (throughput rounds), --out FILE, --keep-work (keep data dirs,
+# logs and the p99 runs' `warren bench --trace` files, for bench/gaps.py),
 # --no-ensemble (standalone only).
 # Environment: CARGO_TARGET_DIR (default ~/.cache/warren/target), BENCH_WORK (work dir,
-# default a new one under /var/tmp), JAVA (default java), ZOOKEEPER_CLASSPATH.
+# default a new one under /var/tmp), JAVA (default java), ZOOKEEPER_CLASSPATH, LAT_ROUNDS
+# (latency rounds, default 3; 1 with --quick).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,10 +55,10 @@ ZK_HEAP=4g
 WORKLOADS="create set get exists children mixed multi watch session"
 TARGET_WORKLOADS="create set get mixed multi"   # the issue's throughput and p99 targets
 if [ "$QUICK" = 1 ]; then
-    WARMUP=1s; DURATION=2s; LAT_DURATION=2s; ROUNDS=${ROUNDS:-1}
+    WARMUP=1s; DURATION=2s; LAT_DURATION=2s; ROUNDS=${ROUNDS:-1}; LAT_ROUNDS=${LAT_ROUNDS:-1}
     LOAD_ZNODES=100000; SNAP_COUNT=10000
 else
-    WARMUP=2s; DURATION=8s; LAT_DURATION=8s; ROUNDS=${ROUNDS:-2}
+    WARMUP=2s; DURATION=8s; LAT_DURATION=8s; ROUNDS=${ROUNDS:-2}; LAT_ROUNDS=${LAT_ROUNDS:-3}
     LOAD_ZNODES=1000000; SNAP_COUNT=100000
 fi
 LOAD_MULTI=10          # creates per multi when loading (so both servers reach snapCount)
@@ -242,15 +243,56 @@ def mean(server):
 print("%.0f" % max(1.0, float(sys.argv[3]) * min(mean("warren"), mean("zk"))))
 EOF
 }
+# pool_latency: after a setup's latency rounds, one "pooled" line per server and workload
+# in $RUNS: the percentiles of every measured op of all its rounds together (from the
+# --trace files; latency = reply time - due time, as warren bench counts it), that is the
+# p99 at that offered load over LAT_ROUNDS x LAT_DURATION, as load generators merge their
+# histograms. The mean of the rounds' own p99s, which came before, let one round's rare
+# stall (a device flush taking 20-50 ms, bench/RESULTS.md session 12) weigh as a whole
+# round; those per-round figures stay in the table of every run.
+pool_latency() {
+    python3 - "$WORK" "$SETUP" "$RUNS" $TARGET_WORKLOADS <<'EOF' >>"$RUNS"
+import glob, json, math, sys
+work, setup, runs_file, workloads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+runs = [json.loads(l) for l in open(runs_file) if l.strip()]
+for w in workloads:
+    for server in ("warren", "zk"):
+        files = sorted(glob.glob("%s/trace-%s-r*-%s-%s.txt" % (work, setup, server, w)))
+        lat = []
+        for f in files:
+            for line in open(f):
+                if not line.startswith("#"):
+                    start, _sent, done = line.split()
+                    lat.append(int(done) - int(start))
+        if not lat:
+            continue
+        lat.sort()
+        q = lambda p: lat[max(0, math.ceil(p * len(lat)) - 1)] / 1000.0
+        rounds = [r["report"] for r in runs if r["mode"] == "latency" and r["server"] == server
+                  and r.get("setup", "standalone") == setup and r["report"]["workload"] == w]
+        # Every measured op of the rounds is in their traces, or the pool is not theirs.
+        assert len(lat) == sum(r["ops"] for r in rounds), (w, server, len(lat))
+        report = {"workload": w, "rate": rounds[0]["rate"], "ops": len(lat),
+                  "ops_per_s": sum(r["ops_per_s"] for r in rounds) / len(rounds),
+                  "errors": sum(r["errors"] for r in rounds),
+                  "errors_by_kind": {k: sum(r["errors_by_kind"].get(k, 0) for r in rounds)
+                                     for k in sorted({k for r in rounds for k in r["errors_by_kind"]})},
+                  "latency": {"p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99),
+                              "p999_ms": q(0.999), "max_ms": lat[-1] / 1000.0}}
+        print(json.dumps({"server": server, "setup": setup, "round": 0, "mode": "pooled",
+                          "settled_s": "–", "report": report}))
+EOF
+}
 declare -A RATE=()
 for w in $TARGET_WORKLOADS; do RATE[$w]=$(offered_rate "$w"); done
-for round in $(seq "$ROUNDS"); do
-    log "latency round $round of $ROUNDS (same offered load for both)"
+for round in $(seq "$LAT_ROUNDS"); do
+    log "latency round $round of $LAT_ROUNDS (same offered load for both)"
     for w in $TARGET_WORKLOADS; do
         bench_run warren "127.0.0.1:$WPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
         bench_run zk "127.0.0.1:$ZPORT" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
     done
 done
+pool_latency || die "pooling the latency rounds failed"
 stop_server warren
 stop_server zk
 
@@ -366,13 +408,14 @@ if [ "$ENSEMBLE" = 1 ]; then
         done
     done
     for w in $TARGET_WORKLOADS; do RATE[$w]=$(offered_rate "$w"); done
-    for round in $(seq "$ROUNDS"); do
-        log "ensemble latency round $round of $ROUNDS (same offered load for both)"
+    for round in $(seq "$LAT_ROUNDS"); do
+        log "ensemble latency round $round of $LAT_ROUNDS (same offered load for both)"
         for w in $TARGET_WORKLOADS; do
             bench_run warren "$WADDRS" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
             bench_run zk "$ZADDRS" "$round" latency "$w" --duration "$LAT_DURATION" --rate "${RATE[$w]}"
         done
     done
+    pool_latency || die "pooling the ensemble's latency rounds failed"
     for name in "${!PIDS[@]}"; do stop_server "$name"; done
 fi
 
@@ -384,10 +427,10 @@ export REPORT_MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | c
 export REPORT_WARREN="warren $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates || echo '+local changes') (release build, $(rustc --version | cut -d' ' -f2))"
 export REPORT_ZK="Apache ZooKeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?') (Debian), $("$JAVA" -version 2>&1 | head -1)"
 export REPORT_SETTINGS="standalone; fsync on (ZooKeeper forceSync=yes, its default; warren always fsyncs); tickTime=$TICK_MS; snapCount=$SNAP_COUNT; maxClientCnxns=0; data dirs side by side under $WORK; ZooKeeper JVM -Xmx$ZK_HEAP (default G1 collector), NIO connection factory, log level warn; warren WARREN_LOG=warn"
-export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput; before each run, a wait (at most ${SETTLE_MAX_S}s) until every server up is idle: under $((SETTLE_CPU_TICKS * 2))% of one core together over 0.5 s and at most $((SETTLE_DIRTY_KB / 1024)) MiB of dirty page cache"
-export REPORT_CMD="bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick') (rounds $ROUNDS)"
+export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS throughput and $LAT_ROUNDS latency round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput; before each run, a wait (at most ${SETTLE_MAX_S}s) until every server up is idle: under $((SETTLE_CPU_TICKS * 2))% of one core together over 0.5 s and at most $((SETTLE_DIRTY_KB / 1024)) MiB of dirty page cache"
+export REPORT_CMD="bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick') (rounds $ROUNDS, latency rounds $LAT_ROUNDS)"
 export REPORT_BENCH_CMD="warren bench --server 127.0.0.1:PORT --workload W ${COMMON[*]} --duration $DURATION [--rate R]"
-export REPORT_ENSEMBLE="3 warren servers (\`warren server --config zoo.cfg --id N\`) and 3 ZooKeeper servers (QuorumPeerMain, -Xmx$ENSEMBLE_HEAP each), one zoo.cfg format for both (server.N=127.0.0.1:quorumPort:electionPort;127.0.0.1:clientPort, tickTime=$TICK_MS, initLimit=10, syncLimit=5, snapCount=$SNAP_COUNT), both ensembles up for the whole phase, sessions spread round-robin over the 3 client ports (\`--server a,b,c\`), $ROUNDS round(s) alternating"
+export REPORT_ENSEMBLE="3 warren servers (\`warren server --config zoo.cfg --id N\`) and 3 ZooKeeper servers (QuorumPeerMain, -Xmx$ENSEMBLE_HEAP each), one zoo.cfg format for both (server.N=127.0.0.1:quorumPort:electionPort;127.0.0.1:clientPort, tickTime=$TICK_MS, initLimit=10, syncLimit=5, snapCount=$SNAP_COUNT), both ensembles up for the whole phase, sessions spread round-robin over the 3 client ports (\`--server a,b,c\`), $ROUNDS throughput and $LAT_ROUNDS latency round(s) alternating"
 export REPORT_LOAD_CMD="warren bench --server 127.0.0.1:PORT --workload load --ops $LOAD_ZNODES --multi-ops $LOAD_MULTI --sessions 4 --depth 32 --value-size $VALUE_SIZE --prefix /load --warmup 0s"
 python3 "$REPO/bench/report.py" "$RUNS" "$MEM" "$OUT"
 log "results written to $OUT"
