@@ -162,11 +162,17 @@ COMMON=(--sessions "$SESSIONS" --depth "$DEPTH" --value-size "$VALUE_SIZE" --war
         --read-ratio 0.9 --multi-ops 10 --children 100 --keys 1000 --json -q)
 
 # settle: waits, before each run, until every server up (of both kinds) is idle: their
-# processes used at most SETTLE_CPU_TICKS of CPU together over half a second, and the page
-# cache holds at most SETTLE_DIRTY_KB of dirty or in-flight writes; at most SETTLE_MAX_S.
-# Without it a run pays for the other server's leftovers: a snapshot still being written, a
-# garbage collection, a JIT compilation, dirty pages of the run before going to disk. Sets
-# SETTLED_S to the time waited (recorded with the run).
+# processes used at most SETTLE_CPU_TICKS of CPU together over half a second; then writes
+# the page cache's dirty pages out (`sync`) and checks that at most SETTLE_DIRTY_KB are left
+# dirty or in flight; at most SETTLE_MAX_S. Without it a run pays for the other server's
+# leftovers: a snapshot still being written, a garbage collection, a JIT compilation, dirty
+# pages of the run before going to disk. Waiting for the dirty pages to drain by themselves
+# (to 16 MiB, which took 20-30 s after each create run: ZooKeeper writes its snapshots
+# without an fsync) still left a few MiB for the kernel's flusher to write during the next
+# run, and each log fsync of that run waited behind them (a 95 ms stall with no reply right
+# as 5.8 MB of dirty pages went out, bench/RESULTS.md session 12); the run after
+# ZooKeeper's create runs is always warren's. Sets SETTLED_S to the time waited (recorded
+# with the run).
 SETTLE_CPU_TICKS=3     # clock ticks (1/100 s): 6% of one core
 SETTLE_DIRTY_KB=16384
 SETTLE_MAX_S=30
@@ -180,10 +186,14 @@ settle() {
     t0=$(now_ns)
     while :; do
         a=$(cpu_ticks "${PIDS[@]}"); sleep 0.5; b=$(cpu_ticks "${PIDS[@]}")
-        dirty=$(awk '/^(Dirty|Writeback):/ {s += $2} END {print s}' /proc/meminfo)
-        [ $((b - a)) -le "$SETTLE_CPU_TICKS" ] && [ "$dirty" -le "$SETTLE_DIRTY_KB" ] && break
+        dirty=-1
+        if [ $((b - a)) -le "$SETTLE_CPU_TICKS" ]; then
+            sync
+            dirty=$(awk '/^(Dirty|Writeback):/ {s += $2} END {print s}' /proc/meminfo)
+            [ "$dirty" -le "$SETTLE_DIRTY_KB" ] && break
+        fi
         if [ $(($(now_ns) - t0)) -ge $((SETTLE_MAX_S * 1000000000)) ]; then
-            log "settle: still busy after ${SETTLE_MAX_S}s (servers' CPU $((b - a)) ticks in 0.5 s, dirty ${dirty} KB); running anyway"
+            log "settle: still busy after ${SETTLE_MAX_S}s (servers' CPU $((b - a)) ticks in 0.5 s, dirty ${dirty/#-1/not read} KB); running anyway"
             break
         fi
     done
@@ -427,7 +437,7 @@ export REPORT_MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | c
 export REPORT_WARREN="warren $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates || echo '+local changes') (release build, $(rustc --version | cut -d' ' -f2))"
 export REPORT_ZK="Apache ZooKeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?') (Debian), $("$JAVA" -version 2>&1 | head -1)"
 export REPORT_SETTINGS="standalone; fsync on (ZooKeeper forceSync=yes, its default; warren always fsyncs); tickTime=$TICK_MS; snapCount=$SNAP_COUNT; maxClientCnxns=0; data dirs side by side under $WORK; ZooKeeper JVM -Xmx$ZK_HEAP (default G1 collector), NIO connection factory, log level warn; warren WARREN_LOG=warn"
-export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS throughput and $LAT_ROUNDS latency round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput; before each run, a wait (at most ${SETTLE_MAX_S}s) until every server up is idle: under $((SETTLE_CPU_TICKS * 2))% of one core together over 0.5 s and at most $((SETTLE_DIRTY_KB / 1024)) MiB of dirty page cache"
+export REPORT_CLIENT="warren bench: $SESSIONS sessions x depth $DEPTH, value $VALUE_SIZE B, warm-up $WARMUP, $DURATION per throughput run, $LAT_DURATION per latency run, $ROUNDS throughput and $LAT_ROUNDS latency round(s) alternating warren/ZooKeeper; pool of 1000 keys; mixed read ratio 0.9; multi 10 setData ops; children 100; offered load of the p99 runs = $LAT_FRACTION x the slower server's mean throughput; before each run, a wait (at most ${SETTLE_MAX_S}s) until every server up is idle (under $((SETTLE_CPU_TICKS * 2))% of one core together over 0.5 s), then \`sync\` (at most $((SETTLE_DIRTY_KB / 1024)) MiB of dirty page cache left)"
 export REPORT_CMD="bench/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick') (rounds $ROUNDS, latency rounds $LAT_ROUNDS)"
 export REPORT_BENCH_CMD="warren bench --server 127.0.0.1:PORT --workload W ${COMMON[*]} --duration $DURATION [--rate R]"
 export REPORT_ENSEMBLE="3 warren servers (\`warren server --config zoo.cfg --id N\`) and 3 ZooKeeper servers (QuorumPeerMain, -Xmx$ENSEMBLE_HEAP each), one zoo.cfg format for both (server.N=127.0.0.1:quorumPort:electionPort;127.0.0.1:clientPort, tickTime=$TICK_MS, initLimit=10, syncLimit=5, snapCount=$SNAP_COUNT), both ensembles up for the whole phase, sessions spread round-robin over the 3 client ports (\`--server a,b,c\`), $ROUNDS throughput and $LAT_ROUNDS latency round(s) alternating"
