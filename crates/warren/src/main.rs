@@ -7,7 +7,7 @@
 mod cluster;
 mod compose;
 
-/// mimalloc instead of glibc's malloc: glibc's allocator took ~18% of the server's CPU on a
+/// jemalloc instead of glibc's malloc: glibc's allocator took ~18% of the server's CPU on a
 /// create-heavy load (`_int_malloc`, `malloc_consolidate`, `_int_free`; perf, see
 /// bench/RESULTS.md), mostly short-lived per-request buffers freed on another thread.
 #[global_allocator]
