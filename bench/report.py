@@ -7,7 +7,8 @@ RUNS.jsonl has one line per bench run: {"server", "round", "mode": "tput"|"laten
 "setup": "standalone"|"ensemble" (absent means standalone),
 "report": <warren bench --json>}, and per server and workload of each setup one line of mode
 "pooled" (round 0): the percentiles of all its latency rounds' ops together, which the p99
-ratios use (the runs before them had none, and their p99 is the mean over rounds); MEM.jsonl one line per server from the load/restart phase.
+ratios use (results from before such lines get the mean over rounds); MEM.jsonl one line
+per server from the load/restart phase.
 The generated text replaces what lies between the compare.sh markers in OUT.md (the rest of
 the file, such as analysis written by people, is kept); without markers the file is written
 whole. Context (date, machine, versions, commands) comes from REPORT_* environment variables.
@@ -74,23 +75,15 @@ def main():
             zt = mean([r["ops_per_s"] for r in pick("zk", "tput", w, setup)])
             ratio = wt / zt if zt else float("nan")
             target = w in TARGET_WORKLOADS
-            lat_w = pick("warren", "latency", w, setup)
-            lat_z = pick("zk", "latency", w, setup)
-            pool_w = pick("warren", "pooled", w, setup)
-            pool_z = pick("zk", "pooled", w, setup)
-            if pool_w and pool_z:
-                wp = pool_w[0]["latency"]["p99_ms"]
-                zp = pool_z[0]["latency"]["p99_ms"]
-                rate = pool_w[0]["rate"]
-                lat = "%.0f | %.2f | %.2f | %.2f | %s" % (
-                    rate, wp, zp, ceil2(wp / zp) if zp else float("nan"),
-                    verdict(wp <= P99_TARGET * zp))
-            elif lat_w and lat_z:
+            # The p99 at the same offered load: over every op of the rounds together (the
+            # "pooled" lines), or, in runs from before those lines, the rounds' mean.
+            lat_w = pick("warren", "pooled", w, setup) or pick("warren", "latency", w, setup)
+            lat_z = pick("zk", "pooled", w, setup) or pick("zk", "latency", w, setup)
+            if lat_w and lat_z:
                 wp = mean([r["latency"]["p99_ms"] for r in lat_w])
                 zp = mean([r["latency"]["p99_ms"] for r in lat_z])
-                rate = lat_w[0]["rate"]
                 lat = "%.0f | %.2f | %.2f | %.2f | %s" % (
-                    rate, wp, zp, ceil2(wp / zp) if zp else float("nan"),
+                    lat_w[0]["rate"], wp, zp, ceil2(wp / zp) if zp else float("nan"),
                     verdict(wp <= P99_TARGET * zp))
             else:
                 # Closed-loop p99 only, for information (no equal offered load).
