@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift ;;
         --keep-work) KEEP_WORK=1 ;;
         --no-ensemble) ENSEMBLE=0 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -261,19 +261,16 @@ EOF
 # stall (a device flush taking 20-50 ms, bench/RESULTS.md session 12) weigh as a whole
 # round; those per-round figures stay in the table of every run.
 pool_latency() {
-    python3 - "$WORK" "$SETUP" "$RUNS" $TARGET_WORKLOADS <<'EOF' >>"$RUNS"
+    python3 - "$REPO/bench" "$WORK" "$SETUP" "$RUNS" $TARGET_WORKLOADS <<'EOF' >>"$RUNS"
 import glob, json, math, sys
-work, setup, runs_file, workloads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+sys.path.insert(0, sys.argv[1])
+from gaps import read_trace  # the one reader of the trace format
+work, setup, runs_file, workloads = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 runs = [json.loads(l) for l in open(runs_file) if l.strip()]
 for w in workloads:
     for server in ("warren", "zk"):
         files = sorted(glob.glob("%s/trace-%s-r*-%s-%s.txt" % (work, setup, server, w)))
-        lat = []
-        for f in files:
-            for line in open(f):
-                if not line.startswith("#"):
-                    start, _sent, done = line.split()
-                    lat.append(int(done) - int(start))
+        lat = [done - start for f in files for start, _sent, done in read_trace(f)[1]]
         if not lat:
             continue
         lat.sort()
