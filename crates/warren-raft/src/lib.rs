@@ -13,7 +13,8 @@
 //! - `state_machine`: [`StateMachine`] and its openraft adapter (apply, snapshots).
 //! - `config`: [`RaftConfig`].
 //! - [`network`]: [`PeerTransport`] ([`TcpTransport`], [`NoPeers`]) and openraft's network
-//!   over it (`PeerClient`: one Raft stream per peer and purpose).
+//!   over it (`PeerClient`: one Raft stream per peer and purpose, and a pipelined append
+//!   stream for replication).
 //! - `wire`: the peer wire format (below).
 //! - `peer_server`: the peer listener; serves Raft streams and client streams.
 //! - `link`: this node's client streams to its peers (forwards, read index, app messages).
@@ -23,9 +24,11 @@
 //!
 //! # How a proposal flows
 //! `RaftNode::submit` on the leader → openraft appends → `LogStore::append` (readable at once,
-//! queued) → I/O thread writes the batch, ONE fsync, completes every waiting append →
-//! replication to the followers (append-entries on their Raft streams; each follower fsyncs
-//! before answering) → commit on a quorum → the state machine worker reads the entries →
+//! queued) → I/O thread writes the batch, ONE fsync, completes every waiting append; at the
+//! same time replication to the followers (append-entries on their append streams, sent as
+//! soon as the entries are queued, without waiting for earlier answers; each follower fsyncs
+//! before answering) → commit once a quorum, the leader's own fsync included, holds them
+//! durably → the state machine worker reads the entries →
 //! `StateMachine::apply` in log order on every node → the outcome future resolves with the
 //! index.
 //!
@@ -60,12 +63,12 @@
 //! node rejoins: the leader refills its log, by snapshot when the log was purged (openraft's
 //! `allow_log_reversion`).
 //!
-//! # Peer wire format (version 1)
+//! # Peer wire format (version 2)
 //! All integers little-endian. Each node listens on its peer address (ZooKeeper's peer port;
 //! not opened by a standalone node). A dialer opens a stream per purpose and starts it with a
 //! 32-byte handshake:
 //! ```text
-//! "WRNP" | u8 version=1 | u8 kind (1 Raft, 2 client) | u16 0 | u64 from | u64 to | u64 epoch
+//! "WRNP" | u8 version=2 | u8 kind (1 Raft, 2 client, 3 append) | u16 0 | u64 from | u64 to | u64 epoch
 //! ```
 //! (the acceptor checks `to` is itself; `epoch` orders a node's client streams). Then frames:
 //! `u32 length | u8 type | body`, at most 64 MiB on Raft streams and 16 MiB on client
@@ -93,6 +96,18 @@
 //! snapshots go in 16 MiB chunks, reassembled up to `RaftConfig::snapshot_bytes_max`.
 //! Timeouts are openraft's `RPCOption::soft_ttl`, never under `rpc_timeout_min_ms`; any
 //! failure drops that stream and the next RPC reconnects.
+//!
+//! Append stream (version 2), pipelined: the leader writes each append-entries (type 1
+//! above) as soon as openraft makes it, without waiting for the answers to those before;
+//! the follower answers each in order, once its entries are durable:
+//! ```text
+//! 0x87 u8 0 matched logid? | u8 1 Conflict logid | u8 2 HigherVote vote
+//! 0xFF bytes(reason)                     the receiver could not handle it
+//! ```
+//! After an error answer the follower closes the stream. A request over 32 MiB of entries
+//! goes as several frames, each a request of its own (`prev` = the last entry of the frame
+//! before), each answered. Version 1 had no append stream: an ensemble does not mix versions
+//! (the handshake refuses the other version).
 //!
 //! Client stream, pipelined, replies in any order:
 //! ```text

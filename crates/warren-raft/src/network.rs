@@ -7,21 +7,26 @@
 //!
 //! `PeerClient` sends openraft's RPCs to one peer over one Raft stream, one request at a
 //! time: connected lazily, dropped on any error or timeout (a late reply must never be taken
-//! for the next request's), reconnected by the next RPC.
+//! for the next request's), reconnected by the next RPC. Append-entries go on an append
+//! stream of their own, pipelined (`PeerClient::stream_append`).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{Stream, StreamExt};
 use openraft::OptionalSend;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::types::{PeerNode, Snapshot, TypeConfig, Vote};
 use crate::wire::{self, Hello, RaftReply, SnapshotChunk, StreamKind};
@@ -183,7 +188,39 @@ pub(crate) struct PeerClient {
     transport: Arc<dyn PeerTransport>,
     times: NetTimes,
     conn: Option<BufReader<PeerStream>>,
+    /// The append stream, between two `stream_append` calls that both ended cleanly.
+    append: Option<AppendConn>,
 }
+
+/// An idle append stream: every request written on it was answered.
+struct AppendConn {
+    rd: BufReader<ReadHalf<PeerStream>>,
+    wr: BufWriter<WriteHalf<PeerStream>>,
+}
+
+/// The task writing one `stream_append`'s requests; aborted if the reply stream is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The reply side of one `stream_append`, the state of its `unfold`.
+struct AppendReplies<'s> {
+    target: u64,
+    addr: String,
+    ttl: Duration,
+    rd: BufReader<ReadHalf<PeerStream>>,
+    /// Frames written per request, in order (a request too large for one frame takes more).
+    frames: mpsc::UnboundedReceiver<usize>,
+    writer: Option<AbortOnDrop<std::io::Result<BufWriter<WriteHalf<PeerStream>>>>>,
+    /// Where the stream goes back once every request was answered.
+    slot: &'s mut Option<AppendConn>,
+}
+
+type AppendItem = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
 
 impl PeerClient {
     pub(crate) fn new(
@@ -200,7 +237,24 @@ impl PeerClient {
             transport,
             times,
             conn: None,
+            append: None,
         }
+    }
+
+    /// Opens an append stream within `ttl`.
+    async fn open_append(&self, ttl: Duration) -> Result<AppendConn, TransportError> {
+        let hello = Hello {
+            kind: StreamKind::Append,
+            from: self.me,
+            to: self.target,
+            epoch: 0,
+        };
+        let s = dial(&*self.transport, hello, &self.addr, ttl).await?;
+        let (rd, wr) = tokio::io::split(s);
+        Ok(AppendConn {
+            rd: BufReader::new(rd),
+            wr: BufWriter::new(wr),
+        })
     }
 
     /// Sends one request frame and reads its reply, within `ttl` (connecting first if need
@@ -319,8 +373,145 @@ fn rpc_error(e: TransportError) -> RPCError<TypeConfig> {
     }
 }
 
+/// Writes each request `input` yields as soon as it yields it (flushed at once: openraft
+/// makes a request only when it has entries or a commit to send), telling the reply side how
+/// many frames each took. Returns the write half once `input` ends.
+async fn write_appends<S>(
+    mut wr: BufWriter<WriteHalf<PeerStream>>,
+    mut input: S,
+    frames: mpsc::UnboundedSender<usize>,
+) -> std::io::Result<BufWriter<WriteHalf<PeerStream>>>
+where
+    S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin,
+{
+    while let Some(req) = input.next().await {
+        let encoded = wire::encode_append_frames(&req);
+        if frames.send(encoded.len()).is_err() {
+            // The reply side is gone: this stream is being dropped.
+            return Err(std::io::Error::other("append replies no longer read"));
+        }
+        for frame in &encoded {
+            wr.write_all(frame).await?;
+        }
+        wr.flush().await?;
+    }
+    Ok(wr)
+}
+
+/// The next reply of a `stream_append`: the answer to the oldest unanswered request; at the
+/// end of the input, the stream goes back to the client for the next call.
+async fn next_append_reply(mut st: AppendReplies<'_>) -> Option<(AppendItem, AppendReplies<'_>)> {
+    let target = st.target;
+    let broken = |reason: String| {
+        RPCError::Network(NetworkError::new(&TransportError::Broken {
+            target,
+            reason,
+        }))
+    };
+    let Some(count) = st.frames.recv().await else {
+        // The writer is done: every request it wrote was answered.
+        let mut writer = st.writer.take()?;
+        return match (&mut writer.0).await {
+            Ok(Ok(wr)) => {
+                *st.slot = Some(AppendConn { rd: st.rd, wr });
+                None
+            }
+            Ok(Err(e)) => Some((Err(broken(format!("send: {e}"))), st.ended())),
+            Err(e) => Some((Err(broken(format!("append writer: {e}"))), st.ended())),
+        };
+    };
+    let mut last = None;
+    for _ in 0..count {
+        let body = match tokio::time::timeout(
+            st.ttl,
+            wire::read_frame(&mut st.rd, wire::RAFT_FRAME_BYTES_MAX),
+        )
+        .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(wire::WireError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let e = TransportError::Unreachable {
+                    target,
+                    addr: st.addr.clone(),
+                    reason: "the peer closed the connection".into(),
+                };
+                return Some((Err(rpc_error(e)), st.ended()));
+            }
+            Ok(Err(e)) => return Some((Err(broken(format!("reply: {e}"))), st.ended())),
+            Err(_) => {
+                let ttl = st.ttl;
+                return Some((Err(broken(format!("no reply within {ttl:?}"))), st.ended()));
+            }
+        };
+        match wire::decode_append_reply(&body) {
+            Ok(Ok(Ok(matched))) => last = Some(matched),
+            // The receiver ends its stream after an error: the rest go unanswered.
+            Ok(Ok(Err(refused))) => return Some((Ok(Err(refused)), st.ended())),
+            Ok(Err(reason)) => {
+                let e = TransportError::Unreachable {
+                    target,
+                    addr: st.addr.clone(),
+                    reason: format!("the peer refused: {reason}"),
+                };
+                return Some((Err(rpc_error(e)), st.ended()));
+            }
+            Err(e) => return Some((Err(broken(e.to_string())), st.ended())),
+        }
+    }
+    let matched = last.expect("every request takes at least one frame");
+    Some((Ok(Ok(matched)), st))
+}
+
+impl<'s> AppendReplies<'s> {
+    /// After an error: the stream yields nothing more, and its connection is dropped.
+    fn ended(mut self) -> Self {
+        self.writer = None;
+        self.frames.close();
+        while self.frames.try_recv().is_ok() {}
+        self
+    }
+}
+
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = Vec<u8>;
+
+    /// Pipelined: every request openraft makes is written at once on the append stream,
+    /// without waiting for the answers to those before it (which come back in order). A
+    /// request is still answered only once the follower has made its entries durable, so
+    /// nothing commits sooner than Raft allows; what goes is the wait for the previous
+    /// round trip (ZooKeeper's leader streams its proposals to followers the same way).
+    /// Timeouts: connecting and each reply within openraft's soft TTL (never under
+    /// `rpc_timeout_min_ms`); an idle stream waits for input as long as openraft likes.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, AppendItem>, RPCError<TypeConfig>>>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let ttl = option.soft_ttl().max(self.times.rpc_floor);
+            let conn = match self.append.take() {
+                Some(conn) => conn,
+                None => self.open_append(ttl).await.map_err(rpc_error)?,
+            };
+            let (frames_tx, frames) = mpsc::unbounded_channel();
+            let writer = AbortOnDrop(tokio::spawn(write_appends(conn.wr, input, frames_tx)));
+            let replies = AppendReplies {
+                target: self.target,
+                addr: self.addr.clone(),
+                ttl,
+                rd: conn.rd,
+                frames,
+                writer: Some(writer),
+                slot: &mut self.append,
+            };
+            let stream: BoxStream<'s, AppendItem> =
+                Box::pin(futures_util::stream::unfold(replies, next_append_reply));
+            Ok(stream)
+        })
+    }
 
     async fn append_entries(
         &mut self,

@@ -3,6 +3,10 @@
 //! - A **Raft stream** carries openraft's RPCs, one request then its reply; each is handed to
 //!   the local `Raft` (`append_entries`, `vote`, `pre_vote`, `install_full_snapshot` once the
 //!   last chunk arrived, `handle_transfer_leader`).
+//! - An **append stream** carries only append-entries, pipelined: each request goes into the
+//!   local `Raft::stream_append` as it arrives (at most [`APPEND_QUEUE`] read ahead), and the
+//!   answers go back in order as openraft gives them (each once the entries are durable here).
+//!   After an error answer (conflict, higher vote, node stopping) the stream is closed.
 //! - A **client stream** carries a follower's forwarded writes, read-index requests and
 //!   application messages, pipelined. Forwards are enqueued into the Raft core in arrival
 //!   order, each awaited before the next frame is read; their outcomes are written back as
@@ -19,8 +23,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use futures_util::StreamExt;
+use openraft::raft::AppendEntriesRequest;
+
 use crate::core::Core;
-use crate::types::Snapshot;
+use crate::types::{Snapshot, TypeConfig};
 use crate::wire::{
     self, ClientReply, ClientRequest, HELLO_BYTES, Hello, RaftReply, RaftRequest, SnapshotChunk,
     StreamKind, WireError,
@@ -32,6 +39,9 @@ const PEER_CONNECTIONS_MAX: usize = 256;
 pub(crate) const CLIENT_INFLIGHT_MAX: usize = 4096;
 /// Replies queued for one client stream's writer, at most.
 const REPLY_QUEUE: usize = 1024;
+/// Append requests read ahead of openraft on one append stream, at most (openraft's own
+/// pipeline holds 64 more); past that the stream is not read (TCP pushes back).
+const APPEND_QUEUE: usize = 64;
 /// How long a new connection may take to send its handshake.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -84,7 +94,61 @@ async fn serve(mut stream: TcpStream, core: Arc<Core>) -> Result<(), WireError> 
     match hello.kind {
         StreamKind::Raft => serve_raft(stream, core).await,
         StreamKind::Client => serve_client(stream, core, hello).await,
+        StreamKind::Append => serve_append(stream, core).await,
     }
+}
+
+async fn serve_append(stream: TcpStream, core: Arc<Core>) -> Result<(), WireError> {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let (tx, rx) = mpsc::channel::<AppendEntriesRequest<TypeConfig>>(APPEND_QUEUE);
+    let input =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|req| (req, rx)) },
+        );
+    let replies = core.raft.stream_append(input);
+    let mut writer = tokio::spawn(async move {
+        let mut replies = std::pin::pin!(replies);
+        while let Some(reply) = replies.next().await {
+            let reply: wire::AppendReply = reply.map_err(|fatal| fatal.to_string());
+            let last = !matches!(reply, Ok(Ok(_)));
+            if wr
+                .write_all(&wire::encode_append_reply(&reply))
+                .await
+                .is_err()
+                || last
+            {
+                return;
+            }
+        }
+    });
+    let read = async {
+        loop {
+            let body = wire::read_frame(&mut rd, wire::RAFT_FRAME_BYTES_MAX).await?;
+            let req = match wire::decode_raft_request(&body)? {
+                RaftRequest::Append(req) => req,
+                other => {
+                    return Err(WireError::Decode(crate::codec::DecodeError::new(
+                        "append stream",
+                        format!("{other:?} is not an append-entries request"),
+                    )));
+                }
+            };
+            drop(body);
+            if tx.send(req).await.is_err() {
+                return Ok(());
+            }
+        }
+    };
+    // Either side ending ends the stream: the writer after an error answer (or when the
+    // answers stop), the reader when the leader closes or sends something bad.
+    let result = tokio::select! {
+        r = read => r,
+        _ = &mut writer => Ok(()),
+    };
+    writer.abort();
+    result
 }
 
 /// A snapshot being received, chunk by chunk.

@@ -9,8 +9,8 @@
 use std::io;
 
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, TransferLeaderError, TransferLeaderRequest,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, StreamAppendError, StreamAppendResult,
+    TransferLeaderError, TransferLeaderRequest, VoteRequest, VoteResponse,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -18,12 +18,13 @@ use crate::ProposeError;
 use crate::codec::{
     self, DecodeError, Reader, put_bytes, put_len, put_opt_log_id, put_u32, put_u64, put_vote,
 };
-use crate::types::{Entry, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{Entry, LogId, SnapshotMeta, TypeConfig, Vote};
 
 /// The first bytes of every peer connection.
 pub(crate) const MAGIC: [u8; 4] = *b"WRNP";
 /// The version of this wire format; a peer with another one is refused at the handshake.
-pub(crate) const WIRE_VERSION: u8 = 1;
+/// Version 2 added the append stream (a version-1 node cannot replicate with it).
+pub(crate) const WIRE_VERSION: u8 = 2;
 /// Bytes of the handshake.
 pub(crate) const HELLO_BYTES: usize = 32;
 /// Largest frame accepted on a Raft stream (append-entries batches, snapshot chunks).
@@ -35,13 +36,16 @@ pub(crate) const APPEND_BATCH_BYTES: usize = 32 << 20;
 /// Snapshot bytes sent per chunk frame.
 pub(crate) const SNAPSHOT_CHUNK_BYTES: usize = 16 << 20;
 
-/// The two kinds of peer connection.
+/// The kinds of peer connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StreamKind {
     /// openraft's RPCs: one request, one reply, in turn.
     Raft = 1,
     /// Forwarded writes, read-index requests, application messages: pipelined, with ids.
     Client = 2,
+    /// Append-entries only, pipelined: the leader sends each as soon as openraft makes it;
+    /// the follower answers each, in order.
+    Append = 3,
 }
 
 /// The handshake a dialer sends first.
@@ -85,6 +89,7 @@ impl Hello {
         let kind = match r.u8()? {
             1 => StreamKind::Raft,
             2 => StreamKind::Client,
+            3 => StreamKind::Append,
             k => {
                 return Err(DecodeError::new(
                     "peer handshake",
@@ -170,6 +175,7 @@ const R_VOTE: u8 = 0x82;
 const R_SNAPSHOT_CHUNK: u8 = 0x84;
 const R_TRANSFER_LEADER: u8 = 0x85;
 const R_PROBE: u8 = 0x86;
+const R_STREAM_APPEND: u8 = 0x87;
 const R_ERROR: u8 = 0xFF;
 
 // Client stream message types.
@@ -221,14 +227,47 @@ pub(crate) enum RaftReply {
 /// Encodes an append-entries request with as many entries as fit in [`APPEND_BATCH_BYTES`]
 /// (at least one); returns the frame and how many entries it holds.
 pub(crate) fn encode_append(req: &AppendEntriesRequest<TypeConfig>) -> (Vec<u8>, usize) {
+    encode_append_part(
+        &req.vote,
+        req.prev_log_id.as_ref(),
+        req.leader_commit.as_ref(),
+        &req.entries,
+    )
+}
+
+/// Encodes an append-entries request as frames of at most [`APPEND_BATCH_BYTES`] of entries
+/// each (one frame when it fits): each frame is a request of its own, its `prev_log_id` the
+/// last entry of the frame before, so the receiver answers each in turn.
+pub(crate) fn encode_append_frames(req: &AppendEntriesRequest<TypeConfig>) -> Vec<Vec<u8>> {
+    let mut frames = Vec::with_capacity(1);
+    let mut prev = req.prev_log_id;
+    let mut rest = &req.entries[..];
+    loop {
+        let (frame, n) =
+            encode_append_part(&req.vote, prev.as_ref(), req.leader_commit.as_ref(), rest);
+        frames.push(frame);
+        if n >= rest.len() {
+            return frames;
+        }
+        prev = Some(rest[n - 1].log_id);
+        rest = &rest[n..];
+    }
+}
+
+fn encode_append_part(
+    vote: &Vote,
+    prev_log_id: Option<&LogId>,
+    leader_commit: Option<&LogId>,
+    entries: &[Entry],
+) -> (Vec<u8>, usize) {
     let mut f = FrameBuf::new(T_APPEND, 64);
-    put_vote(&mut f.0, &req.vote);
-    put_opt_log_id(&mut f.0, req.prev_log_id.as_ref());
-    put_opt_log_id(&mut f.0, req.leader_commit.as_ref());
+    put_vote(&mut f.0, vote);
+    put_opt_log_id(&mut f.0, prev_log_id);
+    put_opt_log_id(&mut f.0, leader_commit);
     let count_at = f.0.len();
     put_u32(&mut f.0, 0);
     let mut n = 0usize;
-    for entry in &req.entries {
+    for entry in entries {
         let bytes = codec::encode_entry(entry);
         if n > 0 && f.0.len() + 4 + bytes.len() > APPEND_BATCH_BYTES {
             break;
@@ -402,6 +441,60 @@ pub(crate) fn encode_raft_reply(reply: &RaftReply) -> Vec<u8> {
             f.seal()
         }
     }
+}
+
+/// The answer to one request on an append stream: openraft's stream result, or why the
+/// receiver could not handle it (it closes the stream after either error).
+pub(crate) type AppendReply = Result<StreamAppendResult<TypeConfig>, String>;
+
+/// Encodes a reply on an append stream.
+pub(crate) fn encode_append_reply(reply: &AppendReply) -> Vec<u8> {
+    match reply {
+        Ok(result) => {
+            let mut f = FrameBuf::new(R_STREAM_APPEND, 32);
+            match result {
+                Ok(matched) => {
+                    f.0.push(0);
+                    put_opt_log_id(&mut f.0, matched.as_ref());
+                }
+                Err(StreamAppendError::Conflict(at)) => {
+                    f.0.push(1);
+                    put_opt_log_id(&mut f.0, Some(at));
+                }
+                Err(StreamAppendError::HigherVote(v)) => {
+                    f.0.push(2);
+                    put_vote(&mut f.0, v);
+                }
+            }
+            f.seal()
+        }
+        Err(reason) => encode_raft_reply(&RaftReply::Error(reason.clone())),
+    }
+}
+
+/// Decodes a reply read from an append stream.
+pub(crate) fn decode_append_reply(body: &[u8]) -> Result<AppendReply, DecodeError> {
+    let mut r = Reader::new("append reply", body);
+    let reply = match r.u8()? {
+        R_STREAM_APPEND => Ok(match r.u8()? {
+            0 => Ok(r.opt_log_id()?),
+            1 => match r.opt_log_id()? {
+                Some(at) => Err(StreamAppendError::Conflict(at)),
+                None => {
+                    return Err(DecodeError::new(
+                        "append reply",
+                        "conflict without a log id",
+                    ));
+                }
+            },
+            2 => Err(StreamAppendError::HigherVote(r.vote()?)),
+            t => return Err(DecodeError::new("append reply", format!("tag {t}"))),
+        }),
+        R_ERROR => Err(r.string()?),
+        t => return Err(DecodeError::new("append reply", format!("type {t}"))),
+    };
+    r.finish()?;
+    Ok(reply)
 }
 
 /// Decodes a reply read from a Raft stream.

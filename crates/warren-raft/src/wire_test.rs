@@ -268,3 +268,84 @@ fn a_huge_batch_is_cut_into_frames() {
     assert_eq!(n, 1, "only one half-batch entry fits");
     assert!(frame.len() <= APPEND_BATCH_BYTES + 64);
 }
+
+#[test]
+fn append_stream_frames_chain_their_prev_log_ids() {
+    let big = vec![7u8; APPEND_BATCH_BYTES / 2];
+    let entries: Vec<Entry> = (0..3)
+        .map(|i| Entry {
+            log_id: log_id(1, 10 + i),
+            payload: EntryPayload::Normal(Payload(Bytes::from(big.clone()))),
+        })
+        .collect();
+    let req = AppendEntriesRequest {
+        vote: vote(1, 1, true),
+        prev_log_id: Some(log_id(1, 9)),
+        entries: entries.clone(),
+        leader_commit: Some(log_id(1, 8)),
+    };
+    let frames = encode_append_frames(&req);
+    assert_eq!(frames.len(), 3, "one half-batch entry per frame");
+    for (i, frame) in frames.iter().enumerate() {
+        let RaftRequest::Append(part) = decode_raft_request(body(frame)).unwrap() else {
+            panic!("frame {i} is not an append");
+        };
+        let prev = if i == 0 {
+            req.prev_log_id
+        } else {
+            Some(entries[i - 1].log_id)
+        };
+        assert_eq!(part.prev_log_id, prev, "frame {i}");
+        assert_eq!(part.entries, entries[i..=i], "frame {i}");
+        assert_eq!(part.vote, req.vote);
+        assert_eq!(part.leader_commit, req.leader_commit);
+    }
+    // A request that fits (or carries no entries: a heartbeat) is one frame, as before.
+    let small = append_request();
+    assert_eq!(encode_append_frames(&small), vec![encode_append(&small).0]);
+    let heartbeat = AppendEntriesRequest {
+        entries: Vec::new(),
+        ..append_request()
+    };
+    assert_eq!(encode_append_frames(&heartbeat).len(), 1);
+}
+
+#[test]
+fn append_stream_replies_round_trip() {
+    let replies: Vec<AppendReply> = vec![
+        Ok(Ok(Some(log_id(3, 12)))),
+        Ok(Ok(None)),
+        Ok(Err(StreamAppendError::Conflict(log_id(2, 9)))),
+        Ok(Err(StreamAppendError::HigherVote(vote(4, 2, false)))),
+        Err("node shutting down".into()),
+    ];
+    for reply in replies {
+        let frame = encode_append_reply(&reply);
+        assert_eq!(decode_append_reply(body(&frame)).unwrap(), reply);
+        // Truncated or padded, never a panic.
+        let b = body(&frame);
+        assert!(decode_append_reply(&b[..b.len() - 1]).is_err());
+        let mut padded = b.to_vec();
+        padded.push(0);
+        assert!(decode_append_reply(&padded).is_err());
+    }
+    // A conflict must name where.
+    assert!(decode_append_reply(&[0x87, 1, 0]).is_err());
+    assert!(decode_append_reply(&[0x87, 9]).is_err());
+    assert!(decode_append_reply(&[0x81, 0]).is_err());
+}
+
+#[test]
+fn the_handshake_names_the_append_stream() {
+    let h = Hello {
+        kind: StreamKind::Append,
+        from: 1,
+        to: 2,
+        epoch: 0,
+    };
+    assert_eq!(Hello::decode(&h.encode()).unwrap(), h);
+    // A version-1 peer's handshake is refused, whatever its kind.
+    let mut old = h.encode();
+    old[4] = 1;
+    assert!(Hello::decode(&old).is_err());
+}
