@@ -241,16 +241,20 @@ impl PeerClient {
         }
     }
 
-    /// Opens an append stream within `ttl`.
-    async fn open_append(&self, ttl: Duration) -> Result<AppendConn, TransportError> {
+    /// Opens a stream of `kind` to the peer and sends the handshake, within `ttl`.
+    async fn open(&self, kind: StreamKind, ttl: Duration) -> Result<PeerStream, TransportError> {
         let hello = Hello {
-            kind: StreamKind::Append,
+            kind,
             from: self.me,
             to: self.target,
             epoch: 0,
         };
-        let s = dial(&*self.transport, hello, &self.addr, ttl).await?;
-        let (rd, wr) = tokio::io::split(s);
+        dial(&*self.transport, hello, &self.addr, ttl).await
+    }
+
+    /// Opens an append stream within `ttl`.
+    async fn open_append(&self, ttl: Duration) -> Result<AppendConn, TransportError> {
+        let (rd, wr) = tokio::io::split(self.open(StreamKind::Append, ttl).await?);
         Ok(AppendConn {
             rd: BufReader::new(rd),
             wr: BufWriter::new(wr),
@@ -272,14 +276,7 @@ impl PeerClient {
         let mut conn = self.conn.take();
         let exchange = async {
             if conn.is_none() {
-                let hello = Hello {
-                    kind: StreamKind::Raft,
-                    from: self.me,
-                    to: self.target,
-                    epoch: 0,
-                };
-                let s = dial(&*self.transport, hello, &self.addr, ttl).await?;
-                conn = Some(BufReader::new(s));
+                conn = Some(BufReader::new(self.open(StreamKind::Raft, ttl).await?));
             }
             let conn = conn.as_mut().expect("connected just above");
             wire::write_frame(conn, frame)
