@@ -254,21 +254,25 @@ async fn oversized_frames_are_refused_before_allocation() {
     assert!(matches!(e, WireError::TooLarge { .. }), "{e}");
 }
 
-#[test]
-fn a_huge_batch_is_cut_into_frames() {
+/// Three entries of half a frame's batch each, after index 9.
+fn huge_batch() -> AppendEntriesRequest<TypeConfig> {
     let big = vec![7u8; APPEND_BATCH_BYTES / 2];
-    let entries = (0..3)
-        .map(|i| Entry {
-            log_id: log_id(1, 10 + i),
-            payload: EntryPayload::Normal(Payload(Bytes::from(big.clone()))),
-        })
-        .collect();
-    let req = AppendEntriesRequest {
+    AppendEntriesRequest {
         vote: vote(1, 1, true),
         prev_log_id: Some(log_id(1, 9)),
-        entries,
-        leader_commit: None,
-    };
+        entries: (0..3)
+            .map(|i| Entry {
+                log_id: log_id(1, 10 + i),
+                payload: EntryPayload::Normal(Payload(Bytes::from(big.clone()))),
+            })
+            .collect(),
+        leader_commit: Some(log_id(1, 8)),
+    }
+}
+
+#[test]
+fn a_huge_batch_is_cut_into_frames() {
+    let req = huge_batch();
     let (frame, n) = encode_append(&req);
     assert_eq!(n, 1, "only one half-batch entry fits");
     assert!(frame.len() <= APPEND_BATCH_BYTES + 64);
@@ -276,19 +280,8 @@ fn a_huge_batch_is_cut_into_frames() {
 
 #[test]
 fn append_stream_frames_chain_their_prev_log_ids() {
-    let big = vec![7u8; APPEND_BATCH_BYTES / 2];
-    let entries: Vec<Entry> = (0..3)
-        .map(|i| Entry {
-            log_id: log_id(1, 10 + i),
-            payload: EntryPayload::Normal(Payload(Bytes::from(big.clone()))),
-        })
-        .collect();
-    let req = AppendEntriesRequest {
-        vote: vote(1, 1, true),
-        prev_log_id: Some(log_id(1, 9)),
-        entries: entries.clone(),
-        leader_commit: Some(log_id(1, 8)),
-    };
+    let req = huge_batch();
+    let entries = &req.entries;
     let frames = encode_append_frames(&req);
     assert_eq!(frames.len(), 3, "one half-batch entry per frame");
     for (i, frame) in frames.iter().enumerate() {
